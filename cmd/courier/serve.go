@@ -1,0 +1,173 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/courier-im/courier"
+	"github.com/courier-im/courier/jwt"
+	"github.com/courier-im/courier/server"
+	"github.com/courier-im/courier/sqlite"
+	"github.com/courier-im/courier/web"
+)
+
+type serveConfig struct {
+	addr, data, jwtSecret, apiKey, logLevel string
+	dev                                     bool
+	srv                                     server.Config
+}
+
+func serveFlags(stderr io.Writer) (*flag.FlagSet, *serveConfig) {
+	c := &serveConfig{}
+	fs := flag.NewFlagSet("courier serve", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.StringVar(&c.addr, "addr", "127.0.0.1:8080", "address to listen on (host:port)")
+	fs.StringVar(&c.data, "data", "./courier-data", "directory for the embedded SQLite store; created when missing")
+	fs.StringVar(&c.jwtSecret, "jwt-secret", "", "HS256 secret that signs client tokens (required unless --dev)")
+	fs.StringVar(&c.apiKey, "api-key", "", "key the server API requires as a Bearer token (required unless --dev)")
+	fs.BoolVar(&c.dev, "dev", false, "development mode: made-up secrets, /dev/token, the demo page")
+	fs.IntVar(&c.srv.MaxMessage, "max-message", 64<<10, "largest WebSocket message or API body in bytes; larger messages close the connection with 1009")
+	fs.IntVar(&c.srv.MaxQueue, "max-queue", 1<<20, "bytes a connection may have waiting to be sent before it is closed as a slow consumer (1008)")
+	fs.IntVar(&c.srv.MaxConns, "max-conns", 200000, "most WebSocket connections on this node; more get HTTP 503")
+	fs.Float64Var(&c.srv.RateLimit, "rate", 1000, "frames per second a connection may send (negative: no limit)")
+	fs.IntVar(&c.srv.RateBurst, "rate-burst", 2000, "frames a connection may send at once above --rate")
+	fs.DurationVar(&c.srv.PingInterval, "ping-interval", 25*time.Second, "how often connections are pinged; 2.5 intervals of silence close one")
+	fs.StringVar(&c.logLevel, "log-level", "info", "debug, info, warn or error")
+	return fs, c
+}
+
+func serve(args []string, stdout, stderr io.Writer) int {
+	fs, c := serveFlags(stderr)
+	if err := parse(fs, args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
+		}
+		return 2
+	}
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(c.logLevel)); err != nil {
+		fmt.Fprintf(stderr, "courier serve: --log-level %q: want debug, info, warn or error\n", c.logLevel)
+		return 2
+	}
+	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
+	if err := runServer(c, log, stdout); err != nil {
+		fmt.Fprintln(stderr, "courier serve:", err)
+		return 1
+	}
+	return 0
+}
+
+// runServer runs the server until SIGTERM or SIGINT.
+func runServer(c *serveConfig, log *slog.Logger, stdout io.Writer) error {
+	if err := os.MkdirAll(c.data, 0o700); err != nil {
+		return fmt.Errorf("create data directory: %w", err)
+	}
+	if c.dev {
+		if err := devSecrets(c, log); err != nil {
+			return err
+		}
+	}
+	if c.jwtSecret == "" {
+		return errors.New("--jwt-secret (or COURIER_JWT_SECRET) is required; use --dev to try courier without one")
+	}
+	if c.apiKey == "" {
+		return errors.New("--api-key (or COURIER_API_KEY) is required; use --dev to try courier without one")
+	}
+	store, err := sqlite.Open(c.data)
+	if err != nil {
+		return fmt.Errorf("open store in %s: %w", c.data, err)
+	}
+	defer store.Close()
+
+	metrics := server.NewMetrics(nil)
+	hub, err := courier.NewHub(courier.Config{Store: store, Logger: log, Metrics: metrics})
+	if err != nil {
+		return err
+	}
+	secret := []byte(c.jwtSecret)
+	c.srv.Hub, c.srv.Auth, c.srv.APIKey, c.srv.Logger, c.srv.Metrics = hub, jwt.New(secret), c.apiKey, log, metrics
+	if c.dev {
+		c.srv.DevToken = func(user string) (string, error) { return jwt.Mint(secret, user, 24*time.Hour, nil) }
+		c.srv.DemoPage = web.Handler()
+	}
+	srv, err := server.New(c.srv)
+	if err != nil {
+		return err
+	}
+	defer srv.Close()
+
+	ln, err := net.Listen("tcp", c.addr)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w", c.addr, err)
+	}
+	hs := &http.Server{Handler: srv.Handler(), ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelDebug)}
+	served := make(chan error, 1)
+	go func() { served <- hs.Serve(ln) }()
+	log.Info("listening on "+ln.Addr().String(), "data", c.data, "dev", c.dev)
+
+	sig := make(chan os.Signal, 1)
+	signal.Notify(sig, syscall.SIGTERM, syscall.SIGINT)
+	defer signal.Stop(sig)
+	select {
+	case s := <-sig:
+		log.Info("shutting down", "signal", s.String())
+	case err := <-served:
+		return fmt.Errorf("serve: %w", err)
+	}
+	// Stop accepting, close the clients with 1012, store what was accepted.
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	_ = hs.Shutdown(ctx)
+	if err := srv.Shutdown(ctx); err != nil {
+		log.Warn("connections did not all close in time", "err", err)
+	}
+	if err := hub.Close(); err != nil {
+		return fmt.Errorf("stop hub: %w", err)
+	}
+	if err := store.Close(); err != nil {
+		return fmt.Errorf("close store: %w", err)
+	}
+	log.Info("stopped")
+	return nil
+}
+
+// devSecrets makes up the secrets --dev lacks, keeping them in the data
+// directory so that tokens stay valid across restarts.
+func devSecrets(c *serveConfig, log *slog.Logger) error {
+	for _, s := range []struct {
+		val  *string
+		file string
+		flag string
+	}{{&c.jwtSecret, "dev-jwt-secret", "--jwt-secret"}, {&c.apiKey, "dev-api-key", "--api-key"}} {
+		if *s.val != "" {
+			continue
+		}
+		path := filepath.Join(c.data, s.file)
+		if b, err := os.ReadFile(path); err == nil && len(strings.TrimSpace(string(b))) > 0 {
+			*s.val = strings.TrimSpace(string(b))
+		} else {
+			var r [24]byte
+			_, _ = rand.Read(r[:])
+			*s.val = hex.EncodeToString(r[:])
+			if err := os.WriteFile(path, []byte(*s.val+"\n"), 0o600); err != nil {
+				return fmt.Errorf("keep dev secret: %w", err)
+			}
+		}
+		log.Warn("development mode: made-up "+s.flag+"; do not use --dev in production", "file", path)
+	}
+	return nil
+}

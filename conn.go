@@ -1,0 +1,292 @@
+package courier
+
+import (
+	"context"
+	"log/slog"
+	"slices"
+	"sync"
+)
+
+// replayPage is how many stored messages a replay reads at a time.
+const replayPage = 256
+
+// maxHeld bounds the live deliveries a connection holds back while it
+// replays. Deliveries beyond it are dropped: they are stored, and the replay
+// reads them from the store when it reaches them.
+const maxHeld = 1024
+
+// A Conn is one live connection of a user, as the hub sees it.
+//
+// A Conn keeps its user's stored messages flowing in seq order with no gap
+// and no duplicate: it remembers the last inbox seq it has passed on, drops
+// what it has already seen, holds back live messages while it replays from
+// the store, and fills any gap from the store.
+type Conn struct {
+	id       string
+	identity Identity
+	hub      *Hub
+	link     Link
+
+	mu        sync.Mutex
+	seq       uint64 // last inbox seq passed on (delivered or acknowledged)
+	synced    bool   // seq is meaningful: set by a resume or the first durable delivery
+	replaying bool
+	held      []heldItem
+	resumes   []resumeRequest
+	closed    bool
+	rooms     map[string]struct{} // guarded by hub.mu, not mu
+
+	ctx    context.Context
+	cancel context.CancelFunc
+}
+
+type heldItem struct {
+	d   *Delivery
+	ack func() // set instead of delivering: the sending connection's ack
+}
+
+func (h heldItem) seq() uint64 { return h.d.Seq }
+
+type resumeRequest struct {
+	since uint64
+	done  func(latest uint64, err error)
+}
+
+// ID returns the connection id, unique across nodes.
+func (c *Conn) ID() string { return c.id }
+
+// User returns the authenticated user of the connection.
+func (c *Conn) User() string { return c.identity.User }
+
+// Identity returns what the connection's token proved.
+func (c *Conn) Identity() Identity { return c.identity }
+
+// offer passes a durable delivery of this connection's user through the seq
+// gate. ack, when set, is sent in place of the message: this connection sent it.
+func (c *Conn) offer(d *Delivery, ack func()) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closed {
+		return
+	}
+	if c.replaying {
+		c.hold(heldItem{d, ack})
+		return
+	}
+	if !c.pass(heldItem{d, ack}) {
+		c.hold(heldItem{d, ack})
+		c.startReplay(nil)
+	}
+}
+
+// pass delivers item if it is next in seq order, drops it if already seen,
+// and reports false for a gap. c.mu is held.
+func (c *Conn) pass(it heldItem) bool {
+	s := it.seq()
+	switch {
+	case !c.synced || s == c.seq+1:
+		c.synced, c.seq = true, s
+	case s <= c.seq:
+		// Seen already (a replay got there first). The ack is still owed.
+		if it.ack != nil {
+			it.ack()
+		}
+		return true
+	default:
+		return false
+	}
+	if it.ack != nil {
+		it.ack()
+	} else {
+		c.link.Deliver(it.d)
+	}
+	return true
+}
+
+// hold keeps it back until the replay catches up. c.mu is held.
+func (c *Conn) hold(it heldItem) {
+	if len(c.held) >= maxHeld && it.ack == nil {
+		return // stored: the replay reads it from the store
+	}
+	c.held = append(c.held, it)
+}
+
+// Resume replays every stored message of the user with seq > since, then
+// continues with live ones, with no gap and no duplicate. done is called
+// with the latest seq once the replay has caught up. Resume returns at once;
+// the replay runs in a goroutine owned by the connection.
+func (c *Conn) Resume(since uint64, done func(latest uint64, err error)) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closed {
+		return
+	}
+	c.startReplay(&resumeRequest{since: since, done: done})
+}
+
+// startReplay queues r (nil: fill a gap from the current seq) and starts the
+// replay goroutine unless it runs. c.mu is held.
+func (c *Conn) startReplay(r *resumeRequest) {
+	if r != nil {
+		c.resumes = append(c.resumes, *r)
+	}
+	if c.replaying {
+		return
+	}
+	c.replaying = true
+	c.hub.wg.Add(1)
+	go c.replay()
+}
+
+// replay is the connection's replay goroutine: it serves queued resume
+// requests and gaps until it has caught up with live delivery.
+func (c *Conn) replay() {
+	defer c.hub.wg.Done()
+	var req *resumeRequest
+	c.mu.Lock()
+	if len(c.resumes) > 0 {
+		r := c.resumes[0]
+		c.resumes = c.resumes[1:]
+		req = &r
+		c.seq, c.synced = r.since, true
+	}
+	c.mu.Unlock()
+	for {
+		latest, err := c.catchUp()
+		c.mu.Lock()
+		if err != nil {
+			c.replaying = false
+			c.held = nil
+			reqs := c.resumes
+			c.resumes = nil
+			c.mu.Unlock()
+			if !c.isClosed() {
+				c.hub.log.Warn("replay failed", "conn", c.id, "user", c.identity.User, "err", err)
+				c.link.Close(CloseInternal, "replay failed")
+			}
+			if req != nil {
+				req.done(0, err)
+			}
+			for _, r := range reqs {
+				r.done(0, err)
+			}
+			return
+		}
+		if latest < c.seq && req != nil && len(c.held) == 0 {
+			// The client claimed more than the inbox holds (a reset store,
+			// or a client bug): fall back to what exists so that new
+			// messages are not mistaken for duplicates.
+			c.seq = latest
+		}
+		if c.drainHeld() {
+			if req != nil {
+				// Under c.mu, so that no live message slips in before
+				// the reply that ends the replay.
+				req.done(c.seq, nil)
+				req = nil
+			}
+			if len(c.resumes) == 0 {
+				c.replaying = false
+				c.mu.Unlock()
+				return
+			}
+			r := c.resumes[0]
+			c.resumes = c.resumes[1:]
+			req = &r
+			c.seq = r.since
+		}
+		c.mu.Unlock()
+	}
+}
+
+// drainHeld passes held items in seq order; it reports false when a gap is
+// left, which the store must fill. c.mu is held.
+func (c *Conn) drainHeld() bool {
+	slices.SortStableFunc(c.held, func(a, b heldItem) int {
+		switch {
+		case a.seq() < b.seq():
+			return -1
+		case a.seq() > b.seq():
+			return 1
+		}
+		return 0
+	})
+	for i, it := range c.held {
+		if !c.pass(it) {
+			c.held = slices.Delete(c.held, 0, i)
+			return false
+		}
+	}
+	c.held = c.held[:0]
+	return true
+}
+
+// catchUp reads the inbox after the current seq until it is exhausted,
+// delivering each message, paced by the link. It returns the latest seq read
+// (or the seq it started from when there was nothing).
+func (c *Conn) catchUp() (uint64, error) {
+	c.mu.Lock()
+	after := c.seq
+	c.mu.Unlock()
+	latest := after
+	for {
+		msgs, err := c.hub.store.Inbox(c.ctx, c.identity.User, after, replayPage)
+		if err != nil {
+			return 0, err
+		}
+		for i := range msgs {
+			if err := c.link.Drained(); err != nil {
+				return 0, err
+			}
+			c.mu.Lock()
+			if c.closed {
+				c.mu.Unlock()
+				return 0, ErrClosed
+			}
+			if msgs[i].Seq == c.seq+1 {
+				c.seq = msgs[i].Seq
+				c.link.Deliver(&Delivery{Message: msgs[i], Durable: true})
+			}
+			c.mu.Unlock()
+		}
+		if len(msgs) > 0 {
+			after = msgs[len(msgs)-1].Seq
+			latest = after
+		}
+		if len(msgs) < replayPage {
+			if len(msgs) == 0 && after > 0 {
+				// Nothing after `after`: learn the real head, for a
+				// client that claimed more than exists.
+				head, err := c.hub.store.LatestSeq(c.ctx, c.identity.User)
+				if err != nil {
+					return 0, err
+				}
+				latest = head
+			}
+			return latest, nil
+		}
+	}
+}
+
+func (c *Conn) isClosed() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.closed
+}
+
+// Close closes the connection's transport with code and reason; the
+// transport then reports the end with Hub.Detach.
+func (c *Conn) Close(code int, reason string) { c.link.Close(code, reason) }
+
+// markClosed ends the connection's part in delivery.
+func (c *Conn) markClosed() {
+	c.mu.Lock()
+	c.closed = true
+	c.held = nil
+	c.mu.Unlock()
+	c.cancel()
+}
+
+func (c *Conn) logAttrs() []any {
+	return []any{slog.String("conn", c.id), slog.String("user", c.identity.User)}
+}

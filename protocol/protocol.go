@@ -1,0 +1,144 @@
+// Package protocol is courier's wire format on a WebSocket: it decodes the
+// frames clients send and encodes the frames the server sends, as JSON text
+// messages (docs/protocol.md is the reference).
+package protocol
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+)
+
+// Error codes of error frames.
+const (
+	CodeBadRequest   = "bad_request"
+	CodeUnauthorized = "unauthorized"
+	CodeForbidden    = "forbidden"
+	CodeNotFound     = "not_found"
+	CodeTooLarge     = "too_large"
+	CodeRateLimited  = "rate_limited"
+	CodeInternal     = "internal"
+)
+
+// Client frame types.
+const (
+	TypeSend          = "send"
+	TypeJoin          = "join"
+	TypeLeave         = "leave"
+	TypePublish       = "publish"
+	TypeResume        = "resume"
+	TypeHistory       = "history"
+	TypeSearch        = "search"
+	TypePresence      = "presence"
+	TypeWatch         = "watch"
+	TypeUnwatch       = "unwatch"
+	TypeRead          = "read"
+	TypeConversations = "conversations"
+	TypePing          = "ping"
+)
+
+// A Frame is a decoded client frame. Which fields matter depends on Type.
+type Frame struct {
+	Type     string          `json:"type"`
+	RawID    json.RawMessage `json:"id"`
+	To       string          `json:"to"`
+	Event    string          `json:"event"`
+	Data     json.RawMessage `json:"data"`
+	Volatile bool            `json:"volatile"`
+	Key      string          `json:"key"`
+	Room     string          `json:"room"`
+	Since    *uint64         `json:"since"`
+	With     string          `json:"with"`
+	Q        string          `json:"q"`
+	Limit    int             `json:"limit"`
+	Before   uint64          `json:"before"`
+	Users    []string        `json:"users"`
+	Seq      *uint64         `json:"seq"`
+
+	// ID is the frame's id when the client gave it as a string; replies
+	// echo it.
+	ID string `json:"-"`
+}
+
+// An Error is a protocol error, sent to the client as an error frame.
+type Error struct {
+	ID      string // the offending frame's id, when known
+	Code    string
+	Message string
+}
+
+func (e *Error) Error() string { return e.Code + ": " + e.Message }
+
+// Errorf returns an *Error with code and a formatted message.
+func Errorf(id, code, format string, args ...any) *Error {
+	return &Error{ID: id, Code: code, Message: fmt.Sprintf(format, args...)}
+}
+
+// Decode parses one client frame. A frame that is not a JSON object, lacks
+// its type or a field its type needs, or has a field of the wrong type
+// gets an *Error carrying the frame's id when that was a string.
+func Decode(b []byte) (*Frame, error) {
+	var f Frame
+	b = bytes.TrimSpace(b)
+	if len(b) == 0 || b[0] != '{' {
+		return nil, Errorf("", CodeBadRequest, "a frame is one JSON object")
+	}
+	err := json.Unmarshal(b, &f)
+	if len(f.RawID) > 0 && f.RawID[0] == '"' {
+		// An id that fails to decode is no id.
+		_ = json.Unmarshal(f.RawID, &f.ID)
+	}
+	if err != nil {
+		var te *json.UnmarshalTypeError
+		if errors.As(err, &te) && te.Field != "" {
+			return nil, Errorf(f.ID, CodeBadRequest, "field %q has the wrong type", te.Field)
+		}
+		return nil, Errorf(f.ID, CodeBadRequest, "malformed JSON")
+	}
+	if len(f.Data) == 0 {
+		f.Data = nil
+	}
+	return &f, f.check()
+}
+
+// check reports a missing field that the frame's type needs.
+func (f *Frame) check() error {
+	need := func(ok bool, field string) error {
+		if ok {
+			return nil
+		}
+		return Errorf(f.ID, CodeBadRequest, "%s needs %q", f.Type, field)
+	}
+	switch f.Type {
+	case "":
+		return Errorf(f.ID, CodeBadRequest, "missing type")
+	case TypeSend:
+		return need(f.To != "", "to")
+	case TypeJoin, TypeLeave, TypePublish:
+		return need(f.Room != "", "room")
+	case TypeResume:
+		return need(f.Since != nil, "since")
+	case TypeHistory:
+		return need(f.With != "" || f.Room != "", "with")
+	case TypeSearch:
+		return need(f.Q != "", "q")
+	case TypePresence, TypeWatch, TypeUnwatch:
+		return need(len(f.Users) > 0, "users")
+	case TypeRead:
+		if err := need(f.With != "", "with"); err != nil {
+			return err
+		}
+		return need(f.Seq != nil, "seq")
+	case TypeConversations, TypePing:
+		return nil
+	}
+	return Errorf(f.ID, CodeBadRequest, "unknown type %q", truncate(f.Type, 64))
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n] + "…"
+}

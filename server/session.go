@@ -1,0 +1,244 @@
+package server
+
+import (
+	"errors"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/lesismal/nbio/nbhttp/websocket"
+
+	"github.com/courier-im/courier"
+	"github.com/courier-im/courier/protocol"
+)
+
+func (s *Server) newUpgrader() *websocket.Upgrader {
+	u := websocket.NewUpgrader()
+	u.Engine = s.engine
+	u.CheckOrigin = func(*http.Request) bool { return true } // tokens, not cookies, authenticate
+	u.MessageLengthLimit = s.cfg.MaxMessage
+	u.KeepaliveTime = s.cfg.PingInterval*2 + s.cfg.PingInterval/2
+	u.OnMessage(s.onMessage)
+	u.OnClose(s.onClose)
+	u.SetCloseHandler(func(ws *websocket.Conn, code int, _ string) {
+		// Answer a client's close unless we started the closing handshake.
+		if l, ok := ws.Session().(*link); ok && !l.closing.CompareAndSwap(false, true) {
+			return
+		}
+		if code == 1005 {
+			_ = ws.WriteMessage(websocket.CloseMessage, nil)
+			return
+		}
+		_ = ws.WriteClose(code, "")
+	})
+	return u
+}
+
+// token returns the bearer token of a WebSocket or API request.
+func token(r *http.Request) string {
+	if t := r.URL.Query().Get("token"); t != "" {
+		return t
+	}
+	if h := r.Header.Get("Authorization"); len(h) > 7 && strings.EqualFold(h[:7], "bearer ") {
+		return strings.TrimSpace(h[7:])
+	}
+	return ""
+}
+
+// serveWS authenticates and upgrades GET /ws.
+func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
+	tok := token(r)
+	if tok == "" {
+		writeError(w, http.StatusUnauthorized, protocol.CodeUnauthorized, "missing token")
+		return
+	}
+	id, err := s.cfg.Auth.Authenticate(r.Context(), tok)
+	if err != nil {
+		writeError(w, http.StatusUnauthorized, protocol.CodeUnauthorized, err.Error())
+		return
+	}
+	var since *uint64
+	if v := r.URL.Query().Get("since"); v != "" {
+		n, ok := parseUint(v)
+		if !ok {
+			writeError(w, http.StatusBadRequest, protocol.CodeBadRequest, "since must be a non-negative integer")
+			return
+		}
+		since = &n
+	}
+	if s.conns.Add(1) > int64(s.cfg.MaxConns) {
+		s.conns.Add(-1)
+		s.metrics.rejected.Inc()
+		writeError(w, http.StatusServiceUnavailable, "unavailable", "connection limit reached")
+		return
+	}
+	ws, err := s.upgrader.UpgradeAndTransferConnToPoller(w, r, nil)
+	if err != nil {
+		s.conns.Add(-1)
+		s.log.Debug("upgrade failed", "err", err)
+		return
+	}
+	l := &link{srv: s, ws: ws, raw: ws.Conn}
+	l.conn = s.hub.Attach(id, l)
+	ws.SetSession(l)
+	l.reply(func(b []byte) []byte { return protocol.AppendWelcome(b, id.User, l.conn.ID()) })
+	if since != nil {
+		l.conn.Resume(*since, func(uint64, error) {})
+	}
+}
+
+func parseUint(v string) (uint64, bool) {
+	if v == "" || len(v) > 20 {
+		return 0, false
+	}
+	var n uint64
+	for _, c := range []byte(v) {
+		if c < '0' || c > '9' {
+			return 0, false
+		}
+		d := uint64(c - '0')
+		if n > (1<<64-1-d)/10 {
+			return 0, false
+		}
+		n = n*10 + d
+	}
+	return n, true
+}
+
+func (s *Server) onClose(ws *websocket.Conn, _ error) {
+	l, ok := ws.Session().(*link)
+	if !ok {
+		return
+	}
+	l.closing.Store(true)
+	s.hub.Detach(l.conn)
+	s.conns.Add(-1)
+}
+
+// onMessage handles one client frame. nbio runs it on a worker, one frame at
+// a time per connection, in the order the frames arrived.
+func (s *Server) onMessage(ws *websocket.Conn, mt websocket.MessageType, data []byte) {
+	l, ok := ws.Session().(*link)
+	if !ok || l.closing.Load() {
+		return
+	}
+	s.metrics.framesIn.Inc()
+	if !l.allow(time.Now()) {
+		l.fail(protocol.Errorf(frameID(data), protocol.CodeRateLimited, "more than %g frames per second", s.cfg.RateLimit))
+		return
+	}
+	if mt != websocket.TextMessage {
+		l.fail(protocol.Errorf("", protocol.CodeBadRequest, "frames are JSON text messages"))
+		return
+	}
+	f, err := protocol.Decode(data)
+	if err != nil {
+		l.fail(err)
+		return
+	}
+	s.handle(l, f)
+}
+
+// frameID digs the id out of a frame that will not be processed, for the
+// error reply; it costs a decode only on that rare path.
+func frameID(data []byte) string {
+	if f, err := protocol.Decode(data); err == nil {
+		return f.ID
+	} else if pe, ok := err.(*protocol.Error); ok {
+		return pe.ID
+	}
+	return ""
+}
+
+func (l *link) fail(err error) {
+	var pe *protocol.Error
+	if !errors.As(err, &pe) {
+		pe = &protocol.Error{Code: protocol.CodeInternal, Message: "internal error"}
+	}
+	l.srv.metrics.frameErrors.WithLabelValues(pe.Code).Inc()
+	l.reply(func(b []byte) []byte { return protocol.AppendError(b, pe) })
+}
+
+func (l *link) ack(a protocol.Ack) {
+	l.reply(func(b []byte) []byte { return protocol.AppendAck(b, a) })
+}
+
+// protocolError maps a hub error to an error frame.
+func protocolError(id string, err error) *protocol.Error {
+	code := protocol.CodeInternal
+	msg := err.Error()
+	switch {
+	case errors.Is(err, courier.ErrBadRequest):
+		code = protocol.CodeBadRequest
+	case errors.Is(err, courier.ErrForbidden):
+		code = protocol.CodeForbidden
+	case errors.Is(err, courier.ErrNotFound):
+		code = protocol.CodeNotFound
+	case errors.Is(err, courier.ErrTooLarge):
+		code = protocol.CodeTooLarge
+	case errors.Is(err, courier.ErrRateLimit):
+		code = protocol.CodeRateLimited
+	default:
+		// Store and other internal failures: say what failed, not how.
+		msg = "the message could not be stored; it was not sent"
+		if errors.Is(err, courier.ErrClosed) {
+			msg = "server shutting down"
+		}
+	}
+	return &protocol.Error{ID: id, Code: code, Message: msg}
+}
+
+// handle carries out one decoded frame.
+func (s *Server) handle(l *link, f *protocol.Frame) {
+	c := l.conn
+	switch f.Type {
+	case protocol.TypeSend, protocol.TypePublish:
+		o := courier.Outgoing{From: c.User(), Event: f.Event, Data: f.Data, Volatile: f.Volatile, Key: f.Key, Origin: c}
+		if f.Type == protocol.TypeSend {
+			o.To = f.To
+		} else {
+			o.Room = f.Room
+		}
+		id := f.ID
+		s.hub.Post(o, func(r courier.Receipt, err error) {
+			if err != nil {
+				if !errors.Is(err, courier.ErrBadRequest) && !errors.Is(err, courier.ErrForbidden) && !errors.Is(err, courier.ErrNotFound) {
+					s.log.Warn("send failed", "conn", c.ID(), "user", c.User(), "err", err)
+				}
+				l.fail(protocolError(id, err))
+				return
+			}
+			l.ack(protocol.Ack{ID: id, Msg: r.ID, Seq: r.Seq})
+		})
+	case protocol.TypeJoin:
+		if err := s.hub.Join(c, f.Room); err != nil {
+			l.fail(protocolError(f.ID, err))
+			return
+		}
+		l.ack(protocol.Ack{ID: f.ID})
+	case protocol.TypeLeave:
+		_ = s.hub.Leave(c, f.Room)
+		l.ack(protocol.Ack{ID: f.ID})
+	case protocol.TypeResume:
+		id := f.ID
+		c.Resume(*f.Since, func(latest uint64, err error) {
+			if err != nil {
+				l.fail(protocolError(id, err))
+				return
+			}
+			l.ack(protocol.Ack{ID: id, Seq: latest, HasSeq: true})
+		})
+	case protocol.TypePing:
+		id := f.ID
+		l.reply(func(b []byte) []byte {
+			b = append(b, `{"type":"pong"`...)
+			if id != "" {
+				b = append(b, `,"id":`...)
+				b = protocol.AppendString(b, id)
+			}
+			return append(b, '}')
+		})
+	default:
+		l.fail(protocol.Errorf(f.ID, protocol.CodeBadRequest, "%s is not available on this server yet", f.Type))
+	}
+}
