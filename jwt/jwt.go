@@ -21,7 +21,9 @@ var ErrInvalid = errors.New("invalid token")
 // claims are the token's claims as courier reads them.
 type claims struct {
 	jwtlib.RegisteredClaims
-	Rooms []string `json:"rooms,omitempty"`
+	// Rooms is omitted only when nil: an empty list is a claim that
+	// allows no room, while no claim allows any.
+	Rooms []string `json:"rooms,omitzero"`
 }
 
 // Authenticator verifies HS256 tokens signed with its secret. It implements

@@ -4,10 +4,10 @@
 package protocol
 
 import (
-	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"unicode/utf8"
 )
 
 // Error codes of error frames.
@@ -77,11 +77,11 @@ func Errorf(id, code, format string, args ...any) *Error {
 
 // Decode parses one client frame. A frame that is not a JSON object, lacks
 // its type or a field its type needs, or has a field of the wrong type
-// gets an *Error carrying the frame's id when that was a string.
+// gets an *Error carrying the frame's id when that was a string, and no
+// frame.
 func Decode(b []byte) (*Frame, error) {
 	var f Frame
-	b = bytes.TrimSpace(b)
-	if len(b) == 0 || b[0] != '{' {
+	if firstByte(b) != '{' {
 		return nil, Errorf("", CodeBadRequest, "a frame is one JSON object")
 	}
 	err := json.Unmarshal(b, &f)
@@ -99,7 +99,23 @@ func Decode(b []byte) (*Frame, error) {
 	if len(f.Data) == 0 {
 		f.Data = nil
 	}
-	return &f, f.check()
+	if err := f.check(); err != nil {
+		return nil, err
+	}
+	return &f, nil
+}
+
+// firstByte returns the first byte of b that is not JSON whitespace, or 0.
+// (bytes.TrimSpace would also drop Unicode spaces, which JSON rejects.)
+func firstByte(b []byte) byte {
+	for _, c := range b {
+		switch c {
+		case ' ', '\t', '\n', '\r':
+		default:
+			return c
+		}
+	}
+	return 0
 }
 
 // check reports a missing field that the frame's type needs.
@@ -136,9 +152,13 @@ func (f *Frame) check() error {
 	return Errorf(f.ID, CodeBadRequest, "unknown type %q", truncate(f.Type, 64))
 }
 
+// truncate shortens s to at most n bytes, cutting at a rune boundary.
 func truncate(s string, n int) string {
 	if len(s) <= n {
 		return s
+	}
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
 	}
 	return s[:n] + "…"
 }

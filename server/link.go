@@ -2,11 +2,11 @@ package server
 
 import (
 	"encoding/binary"
-	"net"
 	"sync"
 	"sync/atomic"
 	"time"
 
+	"github.com/lesismal/nbio"
 	"github.com/lesismal/nbio/nbhttp/websocket"
 
 	"github.com/courier-im/courier"
@@ -17,23 +17,28 @@ import (
 // event-driven (nbio's poller calls the session), so an idle link has no
 // goroutine and no buffer: only this struct and the socket.
 //
-// Writes go straight to the non-blocking socket: a frame is one Write, and
-// nbio keeps whatever the kernel does not take yet. handed and written count
-// bytes given to the socket and bytes it has sent; their difference is the
-// outbound queue, bounded by Config.MaxQueue.
+// Outgoing frames wait in the link's queue and are handed to the
+// non-blocking socket in batches (one writev for all that queued up) while
+// the socket's own backlog — bytes nbio holds because the kernel would not
+// take them yet — stays under lowWater. So a client that falls behind grows
+// the link's queue, not nbio's buffer, and when the queue passes
+// Config.MaxQueue the link drops it and sends a close frame that reaches the
+// client after at most lowWater bytes.
 type link struct {
 	srv  *Server
 	ws   *websocket.Conn
-	raw  net.Conn // the nbio connection beneath ws; frames are written to it whole
+	raw  *nbio.Conn // beneath ws; frames are written to it whole
 	conn *courier.Conn
 
-	handed  atomic.Int64
-	written atomic.Int64
-	closing atomic.Bool
-	waiting atomic.Bool   // a replay waits in Drained
-	wake    chan struct{} // made on the first Drained; signalled as the queue drains
+	handed   atomic.Int64 // bytes given to raw
+	written  atomic.Int64 // bytes the kernel took, from nbio's callback
+	queued   atomic.Int64 // bytes in queue
+	flushing atomic.Bool  // one flusher at a time
+	closing  atomic.Bool
 
-	mu     sync.Mutex // guards rate
+	mu     sync.Mutex // guards queue, wake, tokens, last
+	queue  [][]byte
+	wake   chan struct{} // made on the first Drained; signalled as the queue drains
 	tokens float64
 	last   time.Time
 }
@@ -87,37 +92,99 @@ func (l *link) reply(build func([]byte) []byte) {
 	l.write(out)
 }
 
-// write hands one whole frame to the socket, or closes a link whose queue
-// has grown past the limit.
+// lowWater is the socket backlog under which the link hands it more frames,
+// and the queue under which a replay adds its next message.
+const lowWater = 64 << 10
+
+func (l *link) backlog() int64 { return l.handed.Load() - l.written.Load() }
+
+// write queues one whole frame and flushes unless the socket is backed up.
+// A link whose queue passes MaxQueue is closed as a slow consumer.
 func (l *link) write(f []byte) {
+	l.mu.Lock()
 	if l.closing.Load() {
+		l.mu.Unlock()
 		return
 	}
-	if l.handed.Add(int64(len(f)))-l.written.Load() > int64(l.srv.cfg.MaxQueue) {
+	if l.queued.Add(int64(len(f))) > int64(l.srv.cfg.MaxQueue) {
+		l.mu.Unlock()
 		l.srv.metrics.slowConsumers.Inc()
 		l.Close(courier.CloseSlowConsumer, "slow consumer: resume to catch up")
 		return
 	}
-	if _, err := l.raw.Write(f); err != nil {
-		l.closing.Store(true)
+	l.queue = append(l.queue, f)
+	l.mu.Unlock()
+	l.kick(false)
+}
+
+// kick starts a flush when there is something to send, the socket has room
+// and nobody is flushing. async runs it on a new goroutine, for callers
+// that must not write (nbio's write callback holds the socket's lock).
+func (l *link) kick(async bool) {
+	if l.queued.Load() > 0 && l.backlog() < lowWater && l.flushing.CompareAndSwap(false, true) {
+		if async {
+			go l.flush()
+		} else {
+			l.flush()
+		}
+	}
+}
+
+// flush hands queued frames to the socket until the queue is empty or the
+// socket backs up. Only the holder of l.flushing runs it, so frames leave
+// in queue order; it writes outside l.mu because nbio reports written bytes
+// synchronously from inside Writev.
+func (l *link) flush() {
+	for {
+		l.mu.Lock()
+		batch := l.queue
+		if len(batch) == 0 || l.backlog() >= lowWater {
+			l.flushing.Store(false)
+			l.mu.Unlock()
+			l.signal()
+			// A write or a drain may have come between the check and the
+			// release, and found the flag still taken.
+			if l.queued.Load() > 0 && l.backlog() < lowWater && l.flushing.CompareAndSwap(false, true) {
+				continue
+			}
+			return
+		}
+		l.queue = nil
+		n := 0
+		for _, f := range batch {
+			n += len(f)
+		}
+		l.queued.Add(-int64(n))
+		l.mu.Unlock()
+		l.handed.Add(int64(n))
+		if _, err := l.raw.Writev(batch); err != nil {
+			l.closing.Store(true)
+			l.flushing.Store(false)
+			l.signal()
+			return
+		}
 	}
 }
 
 // onWritten is called by nbio's poller with the bytes the kernel took.
 func (l *link) onWritten(n int) {
 	l.written.Add(int64(n))
-	if l.waiting.Load() && l.backlog() < lowWater {
+	l.kick(true)
+	l.signal()
+}
+
+// signal wakes a replay waiting in Drained.
+func (l *link) signal() {
+	l.mu.Lock()
+	w := l.wake
+	l.mu.Unlock()
+	if w != nil {
 		select {
-		case l.wake <- struct{}{}:
+		case w <- struct{}{}:
 		default:
 		}
 	}
 }
-
-func (l *link) backlog() int64 { return l.handed.Load() - l.written.Load() }
-
-// lowWater is the backlog under which a replay adds its next message.
-const lowWater = 64 << 10
 
 // Drained implements courier.Link.
 func (l *link) Drained() error {
@@ -125,38 +192,46 @@ func (l *link) Drained() error {
 		if l.closing.Load() {
 			return courier.ErrClosed
 		}
-		if l.backlog() < lowWater {
+		if l.queued.Load()+l.backlog() < lowWater {
 			return nil
 		}
 		l.mu.Lock()
 		if l.wake == nil {
 			l.wake = make(chan struct{}, 1)
 		}
-		wake := l.wake
+		w := l.wake
 		l.mu.Unlock()
-		l.waiting.Store(true)
-		if l.backlog() >= lowWater {
-			select {
-			case <-wake:
-			case <-time.After(time.Second):
-				// A safety net: recheck even if a wake-up raced past.
-			}
+		select {
+		case <-w:
+		case <-time.After(100 * time.Millisecond):
+			// A safety net against a wake-up that raced past.
 		}
-		l.waiting.Store(false)
 	}
 }
 
-// Close implements courier.Link: it sends a close frame and closes the
-// socket once the frame had a moment to leave. It never calls back into the
-// hub; the session's close handler detaches the connection.
+// Close implements courier.Link: it sends a close frame after what is
+// queued (instead of it, for a slow consumer) and closes the socket once the frame had a moment to leave. It
+// never calls back into the hub; the session's close handler detaches the
+// connection.
 func (l *link) Close(code int, reason string) {
-	if !l.closing.CompareAndSwap(false, true) {
-		return
-	}
 	payload := make([]byte, 2, 2+len(reason))
 	binary.BigEndian.PutUint16(payload, uint16(code))
 	payload = append(payload, reason...)
-	_, _ = l.raw.Write(appendFrame(nil, 0x88, payload))
+	f := appendFrame(nil, 0x88, payload)
+	l.mu.Lock()
+	if l.closing.Swap(true) {
+		l.mu.Unlock()
+		return
+	}
+	if code == courier.CloseSlowConsumer {
+		// What is queued is stored; the client resumes to get it.
+		l.queue = l.queue[:0]
+		l.queued.Store(0)
+	}
+	l.queue = append(l.queue, f)
+	l.queued.Add(int64(len(f)))
+	l.mu.Unlock()
+	l.kick(false)
 	// The client answers with its own close frame and nbio then closes the
 	// socket; a client that does not is cut off after the grace period.
 	time.AfterFunc(closeGrace, func() { _ = l.ws.Close() })

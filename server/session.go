@@ -2,10 +2,12 @@ package server
 
 import (
 	"errors"
+	"fmt"
 	"net/http"
 	"strings"
 	"time"
 
+	"github.com/lesismal/nbio"
 	"github.com/lesismal/nbio/nbhttp/websocket"
 
 	"github.com/courier-im/courier"
@@ -78,7 +80,14 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 		s.log.Debug("upgrade failed", "err", err)
 		return
 	}
-	l := &link{srv: s, ws: ws, raw: ws.Conn}
+	raw, ok := ws.Conn.(*nbio.Conn)
+	if !ok {
+		s.conns.Add(-1)
+		s.log.Error("upgrade: connection not handed to the poller", "type", fmt.Sprintf("%T", ws.Conn))
+		_ = ws.Close()
+		return
+	}
+	l := &link{srv: s, ws: ws, raw: raw}
 	l.conn = s.hub.Attach(id, l)
 	ws.SetSession(l)
 	l.reply(func(b []byte) []byte { return protocol.AppendWelcome(b, id.User, l.conn.ID()) })

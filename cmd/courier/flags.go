@@ -13,7 +13,9 @@ func envName(name string) string {
 }
 
 // parse parses args into fs after applying COURIER_* environment variables
-// for every flag; flags given on the command line win.
+// for every flag; flags given on the command line win. Like fs.Parse, it
+// reports its errors on fs.Output(), in one line for a bad environment
+// variable or a stray argument.
 func parse(fs *flag.FlagSet, args []string) error {
 	var err error
 	fs.VisitAll(func(f *flag.Flag) {
@@ -27,7 +29,16 @@ func parse(fs *flag.FlagSet, args []string) error {
 		}
 	})
 	if err != nil {
+		fmt.Fprintf(fs.Output(), "%s: %v\n", fs.Name(), err)
 		return err
 	}
-	return fs.Parse(args)
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		err := fmt.Errorf("unexpected argument %q (flags start with --)", fs.Arg(0))
+		fmt.Fprintf(fs.Output(), "%s: %v\n", fs.Name(), err)
+		return err
+	}
+	return nil
 }

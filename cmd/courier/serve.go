@@ -73,6 +73,19 @@ func serve(args []string, stdout, stderr io.Writer) int {
 
 // runServer runs the server until SIGTERM or SIGINT.
 func runServer(c *serveConfig, log *slog.Logger, stdout io.Writer) error {
+	// Check the secrets before anything is created on disk.
+	if !c.dev && c.jwtSecret == "" {
+		return errors.New("--jwt-secret (or COURIER_JWT_SECRET) is required; use --dev to try courier without one")
+	}
+	if !c.dev && c.apiKey == "" {
+		return errors.New("--api-key (or COURIER_API_KEY) is required; use --dev to try courier without one")
+	}
+	// Catch the signals from the start: a SIGTERM during startup then
+	// shuts down cleanly once the server runs instead of killing it.
+	sig := make(chan os.Signal, 1)
+	signal.Notify(sig, syscall.SIGTERM, syscall.SIGINT)
+	defer signal.Stop(sig)
+
 	if err := os.MkdirAll(c.data, 0o700); err != nil {
 		return fmt.Errorf("create data directory: %w", err)
 	}
@@ -80,12 +93,6 @@ func runServer(c *serveConfig, log *slog.Logger, stdout io.Writer) error {
 		if err := devSecrets(c, log); err != nil {
 			return err
 		}
-	}
-	if c.jwtSecret == "" {
-		return errors.New("--jwt-secret (or COURIER_JWT_SECRET) is required; use --dev to try courier without one")
-	}
-	if c.apiKey == "" {
-		return errors.New("--api-key (or COURIER_API_KEY) is required; use --dev to try courier without one")
 	}
 	store, err := sqlite.Open(c.data)
 	if err != nil {
@@ -119,9 +126,6 @@ func runServer(c *serveConfig, log *slog.Logger, stdout io.Writer) error {
 	go func() { served <- hs.Serve(ln) }()
 	log.Info("listening on "+ln.Addr().String(), "data", c.data, "dev", c.dev)
 
-	sig := make(chan os.Signal, 1)
-	signal.Notify(sig, syscall.SIGTERM, syscall.SIGINT)
-	defer signal.Stop(sig)
 	select {
 	case s := <-sig:
 		log.Info("shutting down", "signal", s.String())

@@ -28,6 +28,10 @@ func token(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "courier token: --secret and --user are required")
 		return 2
 	}
+	if *ttl <= 0 {
+		fmt.Fprintln(stderr, "courier token: --ttl must be positive")
+		return 2
+	}
 	var claim []string
 	if *rooms != "" {
 		claim = strings.Split(*rooms, ",")
