@@ -1,0 +1,177 @@
+package courier_test
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/courier-im/courier"
+	"github.com/courier-im/courier/sqlite"
+)
+
+// recorder is a Link that keeps what it is given.
+type recorder struct {
+	mu     sync.Mutex
+	seqs   []uint64
+	closed int
+}
+
+func (r *recorder) Deliver(d *courier.Delivery) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.seqs = append(r.seqs, d.Seq)
+}
+func (r *recorder) Drained() error { return nil }
+func (r *recorder) Close(code int, _ string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.closed = code
+}
+
+func (r *recorder) got() []uint64 {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return append([]uint64(nil), r.seqs...)
+}
+
+func newHub(t *testing.T) (*courier.Hub, *sqlite.Store) {
+	t.Helper()
+	store, err := sqlite.Open(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	hub, err := courier.NewHub(courier.Config{Store: store})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_ = hub.Close()
+		_ = store.Close()
+	})
+	return hub, store
+}
+
+// appendDirect stores n messages to user behind the hub's back, as another
+// node sharing the store would.
+func appendDirect(t *testing.T, store courier.Store, user string, n int) {
+	t.Helper()
+	for i := 0; i < n; i++ {
+		e := &courier.Envelope{Message: courier.Message{ID: fmt.Sprintf("other-%s-%d-%d", user, time.Now().UnixNano(), i), From: "other", To: user, Event: "m", Data: []byte("null"), Time: courier.Now()}}
+		if err := store.Append(context.Background(), []*courier.Envelope{e}); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+func waitSeqs(t *testing.T, r *recorder, want int) []uint64 {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for len(r.got()) < want {
+		if time.Now().After(deadline) {
+			t.Fatalf("got %v, want %d deliveries", r.got(), want)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	return r.got()
+}
+
+func checkRun(t *testing.T, seqs []uint64, from, to uint64) {
+	t.Helper()
+	if len(seqs) != int(to-from+1) {
+		t.Fatalf("got %v, want %d..%d", seqs, from, to)
+	}
+	for i, s := range seqs {
+		if s != from+uint64(i) {
+			t.Fatalf("got %v, want %d..%d", seqs, from, to)
+		}
+	}
+}
+
+// A live message whose seq skips ahead (another node committed the ones
+// between) makes the connection fill the gap from the store, in order.
+func TestGapIsFilledFromTheStore(t *testing.T) {
+	hub, store := newHub(t)
+	ctx := context.Background()
+	rec := &recorder{}
+	hub.Attach(courier.Identity{User: "bob"}, rec)
+
+	if _, err := hub.Send(ctx, courier.Outgoing{From: "alice", To: "bob"}); err != nil {
+		t.Fatal(err)
+	}
+	checkRun(t, waitSeqs(t, rec, 1), 1, 1)
+	appendDirect(t, store, "bob", 3) // seqs 2..4, never delivered live
+	if _, err := hub.Send(ctx, courier.Outgoing{From: "alice", To: "bob"}); err != nil {
+		t.Fatal(err)
+	}
+	checkRun(t, waitSeqs(t, rec, 5), 1, 5)
+	time.Sleep(50 * time.Millisecond)
+	checkRun(t, rec.got(), 1, 5)
+}
+
+// Live messages that arrive while a resume replays are held and come after
+// it, with no gap and no duplicate.
+func TestLiveDuringReplayIsHeld(t *testing.T) {
+	hub, store := newHub(t)
+	ctx := context.Background()
+	appendDirect(t, store, "bob", 600) // more than one replay page
+	rec := &recorder{}
+	c := hub.Attach(courier.Identity{User: "bob"}, rec)
+	done := make(chan uint64, 1)
+	c.Resume(0, func(latest uint64, err error) {
+		if err != nil {
+			t.Error(err)
+		}
+		done <- latest
+	})
+	var wg sync.WaitGroup
+	for i := 0; i < 4; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for j := 0; j < 25; j++ {
+				if _, err := hub.Send(ctx, courier.Outgoing{From: "alice", To: "bob"}); err != nil {
+					t.Error(err)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	latest := <-done
+	if latest < 600 {
+		t.Fatalf("resume acked %d", latest)
+	}
+	checkRun(t, waitSeqs(t, rec, 700), 1, 700)
+	time.Sleep(50 * time.Millisecond)
+	checkRun(t, rec.got(), 1, 700)
+}
+
+// A sender's ack takes its place in its user's seq order: a device that
+// sends gets no copy, but its other devices do.
+func TestSenderCopies(t *testing.T) {
+	hub, _ := newHub(t)
+	a1, a2 := &recorder{}, &recorder{}
+	c1 := hub.Attach(courier.Identity{User: "alice"}, a1)
+	hub.Attach(courier.Identity{User: "alice"}, a2)
+	acks := make(chan courier.Receipt, 1)
+	hub.Post(courier.Outgoing{From: "alice", To: "bob", Origin: c1}, func(r courier.Receipt, err error) {
+		if err != nil {
+			t.Error(err)
+		}
+		acks <- r
+	})
+	if r := <-acks; r.Seq != 1 || r.ID == "" {
+		t.Fatalf("receipt %+v", r)
+	}
+	checkRun(t, waitSeqs(t, a2, 1), 1, 1)
+	if got := a1.got(); len(got) != 0 {
+		t.Fatalf("sending device got %v", got)
+	}
+	// To yourself: one inbox copy, to the other device only.
+	hub.Post(courier.Outgoing{From: "alice", To: "alice", Origin: c1}, func(r courier.Receipt, err error) { acks <- r })
+	if r := <-acks; r.Seq != 2 {
+		t.Fatalf("self receipt %+v", r)
+	}
+	checkRun(t, waitSeqs(t, a2, 2), 1, 2)
+}
