@@ -87,6 +87,9 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 		_ = ws.Close()
 		return
 	}
+	// nbio set the keepalive deadline on the conn it was handed, not on the
+	// poller's; a client that never sends must still time out.
+	_ = raw.SetReadDeadline(time.Now().Add(s.upgrader.KeepaliveTime))
 	l := &link{srv: s, ws: ws, raw: raw}
 	l.conn = s.hub.Attach(id, l)
 	ws.SetSession(l)

@@ -1,0 +1,94 @@
+package courier_test
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"testing"
+
+	"github.com/courier-im/courier"
+	"github.com/courier-im/courier/sqlite"
+)
+
+// countingStore counts the commits of the real store beneath it.
+type countingStore struct {
+	courier.Store
+	commits, messages atomic.Int64
+}
+
+func (c *countingStore) Append(ctx context.Context, batch []*courier.Envelope) error {
+	c.commits.Add(1)
+	c.messages.Add(int64(len(batch)))
+	return c.Store.Append(ctx, batch)
+}
+
+// Concurrent durable senders share commits (group commit) instead of each
+// paying a transaction and an fsync.
+func TestGroupCommit(t *testing.T) {
+	inner, err := sqlite.Open(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer inner.Close()
+	store := &countingStore{Store: inner}
+	hub, err := courier.NewHub(courier.Config{Store: store})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer hub.Close()
+	const senders, each = 64, 20
+	var wg sync.WaitGroup
+	for s := 0; s < senders; s++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; i < each; i++ {
+				if _, err := hub.Send(context.Background(), courier.Outgoing{From: fmt.Sprintf("u%d", s), To: "sink"}); err != nil {
+					t.Error(err)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	msgs, commits := store.messages.Load(), store.commits.Load()
+	if msgs != senders*each {
+		t.Fatalf("stored %d messages, want %d", msgs, senders*each)
+	}
+	if commits*4 > msgs {
+		t.Fatalf("%d commits for %d messages: concurrent sends were not grouped", commits, msgs)
+	}
+	t.Logf("%d messages in %d commits (%.1f per commit)", msgs, commits, float64(msgs)/float64(commits))
+	head, err := inner.LatestSeq(context.Background(), "sink")
+	if err != nil || head != senders*each {
+		t.Fatalf("sink inbox head %d (%v)", head, err)
+	}
+}
+
+// A store that fails gives the sender an error, never a false ack, and
+// delivers nothing.
+func TestStoreFailureIsNoAck(t *testing.T) {
+	inner, err := sqlite.Open(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	hub, err := courier.NewHub(courier.Config{Store: inner})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer hub.Close()
+	rec := &recorder{}
+	hub.Attach(courier.Identity{User: "bob"}, rec)
+	_ = inner.Close() // the store goes away under the hub
+	if _, err := hub.Send(context.Background(), courier.Outgoing{From: "alice", To: "bob"}); err == nil {
+		t.Fatal("send succeeded on a closed store")
+	}
+	// Volatile still flows.
+	if _, err := hub.Send(context.Background(), courier.Outgoing{From: "alice", To: "bob", Volatile: true}); err != nil {
+		t.Fatal(err)
+	}
+	if got := rec.got(); len(got) != 1 || got[0] != 0 {
+		t.Fatalf("deliveries %v, want the volatile one only", got)
+	}
+}
