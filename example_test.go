@@ -37,7 +37,7 @@ func Example() {
 
 	mux := http.NewServeMux()
 	mux.Handle("/chat/", http.StripPrefix("/chat", srv.Handler())) // /chat/ws, /chat/api/send, ...
-	_ = mux                                                          // http.ListenAndServe(":8080", mux)
+	_ = mux                                                        // http.ListenAndServe(":8080", mux)
 
 	// Send to bob from Go: stored in his inbox, delivered to every device he
 	// has open, replayed to those that connect later.
