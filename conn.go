@@ -235,7 +235,7 @@ func (c *Conn) catchUp() (uint64, error) {
 			return 0, err
 		}
 		for i := range msgs {
-			if err := c.link.Drained(); err != nil {
+			if err := c.link.Drained(c.ctx); err != nil {
 				return 0, err
 			}
 			c.mu.Lock()

@@ -23,7 +23,7 @@ func (r *recorder) Deliver(d *courier.Delivery) {
 	defer r.mu.Unlock()
 	r.seqs = append(r.seqs, d.Seq)
 }
-func (r *recorder) Drained() error { return nil }
+func (r *recorder) Drained(context.Context) error { return nil }
 func (r *recorder) Close(code int, _ string) {
 	r.mu.Lock()
 	defer r.mu.Unlock()

@@ -1,6 +1,9 @@
 package courier
 
-import "sync/atomic"
+import (
+	"context"
+	"sync/atomic"
+)
 
 // A Delivery is one message on its way to the connections of one user (or one
 // room): every connection that receives it gets the same value, so the
@@ -38,9 +41,9 @@ type Link interface {
 	// resumes from the store.
 	Deliver(d *Delivery)
 	// Drained blocks until the link's outbound queue is short enough to add
-	// a page of replayed messages, or the link is closed (then it returns
-	// an error).
-	Drained() error
+	// more replayed messages; it returns an error when the link closes or
+	// ctx ends.
+	Drained(ctx context.Context) error
 	// Close closes the connection with a WebSocket close code.
 	Close(code int, reason string)
 }

@@ -1,6 +1,7 @@
 package server
 
 import (
+	"context"
 	"encoding/binary"
 	"sync"
 	"sync/atomic"
@@ -35,6 +36,7 @@ type link struct {
 	queued   atomic.Int64 // bytes in queue
 	flushing atomic.Bool  // one flusher at a time
 	closing  atomic.Bool
+	waiters  atomic.Int32 // replays waiting in Drained
 
 	mu     sync.Mutex // guards queue, wake, tokens, last
 	queue  [][]byte
@@ -175,6 +177,9 @@ func (l *link) onWritten(n int) {
 
 // signal wakes a replay waiting in Drained.
 func (l *link) signal() {
+	if l.waiters.Load() == 0 {
+		return
+	}
 	l.mu.Lock()
 	w := l.wake
 	l.mu.Unlock()
@@ -187,7 +192,12 @@ func (l *link) signal() {
 }
 
 // Drained implements courier.Link.
-func (l *link) Drained() error {
+func (l *link) Drained(ctx context.Context) error {
+	if l.queued.Load()+l.backlog() < lowWater && !l.closing.Load() {
+		return nil
+	}
+	l.waiters.Add(1)
+	defer l.waiters.Add(-1)
 	for {
 		if l.closing.Load() {
 			return courier.ErrClosed
@@ -203,6 +213,8 @@ func (l *link) Drained() error {
 		l.mu.Unlock()
 		select {
 		case <-w:
+		case <-ctx.Done():
+			return ctx.Err()
 		case <-time.After(100 * time.Millisecond):
 			// A safety net against a wake-up that raced past.
 		}
