@@ -11,11 +11,13 @@ type Store interface {
 	// A direct message goes into the recipient's inbox and, unless
 	// NoSenderCopy, the sender's; a room message into the room's history.
 	// Append returns only after the batch is durable; on error nothing of the
-	// batch is stored.
+	// batch is stored and the envelopes are left as they were passed in, so
+	// the caller may retry them.
 	Append(ctx context.Context, batch []*Envelope) error
 
 	// Inbox returns up to limit messages of user's inbox with seq > after,
-	// in seq order, each with Seq set to its place in that inbox.
+	// in seq order, each with Seq set to its place in that inbox. A limit
+	// of 0 or less returns nothing.
 	Inbox(ctx context.Context, user string, after uint64, limit int) ([]Message, error)
 
 	// LatestSeq returns the seq of the newest message in user's inbox, 0
