@@ -172,11 +172,17 @@ func (c *Conn) replay() {
 			}
 			return
 		}
-		if latest < c.seq && req != nil && len(c.held) == 0 {
+		if latest < c.seq {
 			// The client claimed more than the inbox holds (a reset store,
-			// or a client bug): fall back to what exists so that new
+			// or a client bug): fall back to the head as it stood when the
+			// resume began — before anything held back since — so that new
 			// messages are not mistaken for duplicates.
 			c.seq = latest
+			for _, it := range c.held {
+				if it.seq() <= c.seq {
+					c.seq = it.seq() - 1
+				}
+			}
 		}
 		if c.drainHeld() {
 			if req != nil {

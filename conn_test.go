@@ -95,7 +95,7 @@ func TestGapIsFilledFromTheStore(t *testing.T) {
 	hub, store := newHub(t)
 	ctx := context.Background()
 	rec := &recorder{}
-	hub.Attach(courier.Identity{User: "bob"}, rec)
+	hub.Attach(hub.NewConn(courier.Identity{User: "bob"}, rec), nil)
 
 	if _, err := hub.Send(ctx, courier.Outgoing{From: "alice", To: "bob"}); err != nil {
 		t.Fatal(err)
@@ -117,7 +117,8 @@ func TestLiveDuringReplayIsHeld(t *testing.T) {
 	ctx := context.Background()
 	appendDirect(t, store, "bob", 600) // more than one replay page
 	rec := &recorder{}
-	c := hub.Attach(courier.Identity{User: "bob"}, rec)
+	c := hub.NewConn(courier.Identity{User: "bob"}, rec)
+	hub.Attach(c, nil)
 	done := make(chan uint64, 1)
 	c.Resume(0, func(latest uint64, err error) {
 		if err != nil {
@@ -152,8 +153,9 @@ func TestLiveDuringReplayIsHeld(t *testing.T) {
 func TestSenderCopies(t *testing.T) {
 	hub, _ := newHub(t)
 	a1, a2 := &recorder{}, &recorder{}
-	c1 := hub.Attach(courier.Identity{User: "alice"}, a1)
-	hub.Attach(courier.Identity{User: "alice"}, a2)
+	c1 := hub.NewConn(courier.Identity{User: "alice"}, a1)
+	hub.Attach(c1, nil)
+	hub.Attach(hub.NewConn(courier.Identity{User: "alice"}, a2), nil)
 	acks := make(chan courier.Receipt, 1)
 	hub.Post(courier.Outgoing{From: "alice", To: "bob", Origin: c1}, func(r courier.Receipt, err error) {
 		if err != nil {
@@ -174,4 +176,55 @@ func TestSenderCopies(t *testing.T) {
 		t.Fatalf("self receipt %+v", r)
 	}
 	checkRun(t, waitSeqs(t, a2, 2), 1, 2)
+}
+
+// A resume from beyond the inbox head falls back to the head even when live
+// messages arrive during the replay, so they are not swallowed.
+func TestResumePastHeadWithLiveTraffic(t *testing.T) {
+	hub, store := newHub(t)
+	appendDirect(t, store, "bob", 300)
+	rec := &recorder{}
+	c := hub.NewConn(courier.Identity{User: "bob"}, rec)
+	since := uint64(1000)
+	hub.Attach(c, &since)
+	for i := 0; i < 20; i++ {
+		if _, err := hub.Send(context.Background(), courier.Outgoing{From: "alice", To: "bob"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	checkRun(t, waitSeqs(t, rec, 20), 301, 320)
+}
+
+// Attaching with since replays before any live message can reach the
+// connection, even under a stream of live traffic: no duplicate, no gap.
+func TestAttachWithSinceUnderLoad(t *testing.T) {
+	hub, _ := newHub(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	sent := make(chan struct{})
+	go func() {
+		defer close(sent)
+		for ctx.Err() == nil {
+			if _, err := hub.Send(ctx, courier.Outgoing{From: "alice", To: "bob"}); err != nil {
+				return
+			}
+		}
+	}()
+	for i := 0; i < 30; i++ {
+		rec := &recorder{}
+		c := hub.NewConn(courier.Identity{User: "bob"}, rec)
+		since := uint64(0)
+		hub.Attach(c, &since)
+		time.Sleep(3 * time.Millisecond)
+		c.Close(1000, "")
+		hub.Detach(c)
+		got := rec.got()
+		for j, s := range got {
+			if s != uint64(j+1) {
+				t.Fatalf("attach %d: deliveries %v", i, got[:min(len(got), j+3)])
+			}
+		}
+	}
+	cancel()
+	<-sent
 }

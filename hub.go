@@ -96,16 +96,34 @@ func NewHub(cfg Config) (*Hub, error) {
 	return h, nil
 }
 
-// Attach registers a new connection of identity over link.
-func (h *Hub) Attach(identity Identity, link Link) *Conn {
+// NewConn returns a connection of identity over link, with its id, not yet
+// attached: the transport can greet the client before anything is delivered.
+func (h *Hub) NewConn(identity Identity, link Link) *Conn {
 	ctx, cancel := context.WithCancel(context.Background())
-	c := &Conn{id: h.ids.next(), identity: identity, hub: h, link: link, ctx: ctx, cancel: cancel}
+	return &Conn{id: randomID(), identity: identity, hub: h, link: link, ctx: ctx, cancel: cancel}
+}
+
+// Attach starts delivery to c. With since, the connection first replays its
+// user's inbox after that seq; live messages that arrive meanwhile are held
+// and follow the replay, with no gap and no duplicate.
+func (h *Hub) Attach(c *Conn, since *uint64) {
+	if since != nil {
+		// Replaying before it is reachable, so that no live message can
+		// overtake the replay.
+		c.mu.Lock()
+		c.resumes = append(c.resumes, resumeRequest{since: *since, done: func(uint64, error) {}})
+		c.replaying = true
+		c.mu.Unlock()
+	}
 	h.mu.Lock()
 	h.conns[c.id] = c
-	h.users[identity.User] = appendCopy(h.users[identity.User], c)
+	h.users[c.identity.User] = appendCopy(h.users[c.identity.User], c)
 	h.mu.Unlock()
 	h.metrics.ConnOpened()
-	return c
+	if since != nil {
+		h.wg.Add(1)
+		go c.replay()
+	}
 }
 
 // Detach removes a closed connection from every user and room; the
@@ -203,7 +221,9 @@ func (h *Hub) Join(c *Conn, room string) error {
 	}
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	if _, ok := h.conns[c.id]; !ok {
+	// Detach marks the connection closed before it takes h.mu to remove
+	// it from its rooms, so a join racing a close cannot leave it behind.
+	if c.isClosed() {
 		return ErrClosed
 	}
 	if _, ok := c.rooms[room]; ok {

@@ -37,3 +37,11 @@ func (g *ids) next() string {
 	binary.BigEndian.PutUint32(b[12:], g.n.Add(1))
 	return idEncoding.EncodeToString(b[:])
 }
+
+// randomID returns a 26-character id from 16 random bytes: connection ids
+// name a target anyone may send to, so they must not be guessable.
+func randomID() string {
+	var b [16]byte
+	_, _ = rand.Read(b[:])
+	return idEncoding.EncodeToString(b[:])
+}

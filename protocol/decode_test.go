@@ -208,23 +208,24 @@ func TestDecodeErrors(t *testing.T) {
 		{"{\"type\":\"join\",\"room\":\"r\"}\u0085", ""},       // nor is NEL
 		{"\v{\"type\":\"join\",\"room\":\"r\"}", ""},
 
-		// Malformed or truncated JSON: the id cannot be trusted.
+		// Malformed or truncated JSON: a string id that stands before the
+		// break is still echoed, as the contract asks.
 		{`{`, ""},
 		{`{"type"`, ""},
-		{`{"type":"send","id":"1","to":"b`, ""},
-		{`{"type":"send","id":"1","to":"bob"`, ""},
-		{`{"type":"send","id":"1","to":"bob",}`, ""},
-		{`{"type":"send","id":"1","to":"bob"}}`, ""},
-		{`{"type":"send","id":"1","to":"bob"} {"type":"ping"}`, ""},
-		{`{"type":"send","id":"1","to":"bob"} x`, ""},
+		{`{"type":"send","id":"1","to":"b`, "1"},
+		{`{"type":"send","id":"1","to":"bob"`, "1"},
+		{`{"type":"send","id":"1","to":"bob",}`, "1"},
+		{`{"type":"send","id":"1","to":"bob"}}`, "1"},
+		{`{"type":"send","id":"1","to":"bob"} {"type":"ping"}`, "1"},
+		{`{"type":"send","id":"1","to":"bob"} x`, "1"},
 		{`{'type':'send'}`, ""},
 		{`{type:"send"}`, ""},
-		{`{"type":"send","id":"1","to":"bob","data":}`, ""},
-		{`{"type":"send","id":"1","to":"bob","data":undefined}`, ""},
-		{`{"type":"send","id":"1","to":"bob","data":NaN}`, ""},
-		{"{\"type\":\"send\",\"id\":\"1\",\"to\":\"b\x00ob\"}", ""},
-		{"{\"type\":\"send\",\"id\":\"1\",\"to\":\"bob\"}\x00", ""},
-		{`{"type":"send","id":"1","to":"\x"}`, ""},
+		{`{"type":"send","id":"1","to":"bob","data":}`, "1"},
+		{`{"type":"send","id":"1","to":"bob","data":undefined}`, "1"},
+		{`{"type":"send","id":"1","to":"bob","data":NaN}`, "1"},
+		{"{\"type\":\"send\",\"id\":\"1\",\"to\":\"b\x00ob\"}", "1"},
+		{"{\"type\":\"send\",\"id\":\"1\",\"to\":\"bob\"}\x00", "1"},
+		{`{"type":"send","id":"1","to":"\x"}`, "1"}, // the id stands before the break
 		{strings.Repeat("[", 20000), ""},
 		{`{"data":` + strings.Repeat("[", 20000) + strings.Repeat("]", 20000) + `,"type":"send","id":"1","to":"bob"}`, ""},
 	}
@@ -310,5 +311,21 @@ func TestDecodeDoesNotAlias(t *testing.T) {
 	}
 	if f.ID != "1" || f.To != "bob" || string(f.Data) != `{"a":"b"}` || string(f.RawID) != `"1"` {
 		t.Errorf("frame changed with its input: %+v data %s", f, f.Data)
+	}
+}
+
+func TestMalformedFrameKeepsLeadingID(t *testing.T) {
+	for in, want := range map[string]string{
+		`{"id":"42","type":"send",`:        "42",
+		`{"type":"send","id":"x1","to":}`:  "x1",
+		`{"type":"send","to":"b","data":}`: "",
+		`{"id":7,"type":`:                  "",
+		`{"data":{"id":"inner"},"x":`:      "",
+	} {
+		_, err := protocol.Decode([]byte(in))
+		pe, ok := err.(*protocol.Error)
+		if !ok || pe.Code != protocol.CodeBadRequest || pe.ID != want {
+			t.Errorf("Decode(%q) = %v, want bad_request with id %q", in, err, want)
+		}
 	}
 }

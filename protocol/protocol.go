@@ -4,6 +4,7 @@
 package protocol
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -94,6 +95,9 @@ func Decode(b []byte) (*Frame, error) {
 		if errors.As(err, &te) && te.Field != "" {
 			return nil, Errorf(f.ID, CodeBadRequest, "field %q has the wrong type", te.Field)
 		}
+		if f.ID == "" {
+			f.ID = salvageID(b)
+		}
 		return nil, Errorf(f.ID, CodeBadRequest, "malformed JSON")
 	}
 	if len(f.Data) == 0 {
@@ -103,6 +107,35 @@ func Decode(b []byte) (*Frame, error) {
 		return nil, err
 	}
 	return &f, nil
+}
+
+// salvageID returns the string id of a malformed frame when it stands as a
+// top-level "id" member before the point where the JSON breaks, so that the
+// error can still be matched to its request.
+func salvageID(b []byte) string {
+	dec := json.NewDecoder(bytes.NewReader(b))
+	if t, err := dec.Token(); err != nil || t != json.Delim('{') {
+		return ""
+	}
+	for dec.More() {
+		key, err := dec.Token()
+		if err != nil {
+			return ""
+		}
+		if key == "id" {
+			if v, err := dec.Token(); err == nil {
+				if id, ok := v.(string); ok {
+					return id
+				}
+			}
+			return ""
+		}
+		var skip json.RawMessage
+		if err := dec.Decode(&skip); err != nil {
+			return ""
+		}
+	}
+	return ""
 }
 
 // firstByte returns the first byte of b that is not JSON whitespace, or 0.

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"io"
 	"net/http"
+	"unicode/utf8"
 
 	"github.com/courier-im/courier"
 	"github.com/courier-im/courier/protocol"
@@ -73,6 +74,12 @@ func (s *Server) decodeBody(w http.ResponseWriter, r *http.Request, v any) bool 
 		} else {
 			writeError(w, http.StatusBadRequest, protocol.CodeBadRequest, "could not read body")
 		}
+		return false
+	}
+	if !utf8.Valid(body) {
+		// Text frames must be UTF-8; a stored message that is not would
+		// break every client it is replayed to.
+		writeError(w, http.StatusBadRequest, protocol.CodeBadRequest, "body is not valid UTF-8")
 		return false
 	}
 	if err := json.Unmarshal(body, v); err != nil {

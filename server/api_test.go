@@ -92,6 +92,7 @@ func TestServerAPI(t *testing.T) {
 		{"/api/publish", `{"data":1}`, 400},
 		{"/api/send", `{"to":"bob","data":"` + strings.Repeat("x", 70000) + `"}`, 413},
 		{"/api/disconnect", `{}`, 400},
+		{"/api/send", "{\"to\":\"bob\",\"data\":\"\xff\xfe\"}", 400},
 	} {
 		status, body := n.api("POST", c.path, testAPIKey, c.body)
 		if status != c.status || body["error"] == nil {

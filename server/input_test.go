@@ -36,7 +36,7 @@ func TestBadFramesGetErrorsAndHarmNothing(t *testing.T) {
 		{`{"type":"send","id":"a6","to":"` + strings.Repeat("b", 129) + `"}`, "a6", "bad_request"},
 		{`{"type":"send","id":"a7","to":"bad\u0007id"}`, "a7", "bad_request"},
 		{`{"type":"send","id":"a8","to":"bob","volatile":"yes"}`, "a8", "bad_request"},
-		{`{"type":"send","id":"a9","to":"bob","data":}`, "", "bad_request"},
+		{`{"type":"send","id":"a9","to":"bob","data":}`, "a9", "bad_request"},
 		{`{"type":"join","id":"b1"}`, "b1", "bad_request"},
 		{`{"type":"join","id":"b2","room":""}`, "b2", "bad_request"},
 		{`{"type":"publish","id":"b3","room":"nowhere"}`, "b3", "forbidden"},

@@ -91,12 +91,10 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 	// poller's; a client that never sends must still time out.
 	_ = raw.SetReadDeadline(time.Now().Add(s.upgrader.KeepaliveTime))
 	l := &link{srv: s, ws: ws, raw: raw}
-	l.conn = s.hub.Attach(id, l)
+	l.conn = s.hub.NewConn(id, l)
 	ws.SetSession(l)
 	l.reply(func(b []byte) []byte { return protocol.AppendWelcome(b, id.User, l.conn.ID()) })
-	if since != nil {
-		l.conn.Resume(*since, func(uint64, error) {})
-	}
+	s.hub.Attach(l.conn, since)
 }
 
 func parseUint(v string) (uint64, bool) {
