@@ -79,7 +79,7 @@ func TestStoreFailureIsNoAck(t *testing.T) {
 	}
 	defer hub.Close()
 	rec := &recorder{}
-	hub.Attach(courier.Identity{User: "bob"}, rec)
+	hub.Attach(hub.NewConn(courier.Identity{User: "bob"}, rec), nil)
 	_ = inner.Close() // the store goes away under the hub
 	if _, err := hub.Send(context.Background(), courier.Outgoing{From: "alice", To: "bob"}); err == nil {
 		t.Fatal("send succeeded on a closed store")
