@@ -30,6 +30,8 @@ type link struct {
 	ws   *websocket.Conn
 	raw  *nbio.Conn // beneath ws; frames are written to it whole
 	conn *courier.Conn
+	// deflate is set when the client negotiated permessage-deflate.
+	deflate bool
 
 	handed   atomic.Int64 // bytes given to raw
 	written  atomic.Int64 // bytes the kernel took, from nbio's callback
@@ -70,18 +72,30 @@ func appendFrame(b []byte, op byte, payload []byte) []byte {
 // receiving connection writes the same bytes.
 func encodeMessage(m *courier.Message) []byte {
 	buf := bufPool.Get().(*[]byte)
-	payload := protocol.AppendMessage((*buf)[:0], m)
+	payload := appendMessageJSON((*buf)[:0], m)
 	f := frame(payload)
 	*buf = payload
 	bufPool.Put(buf)
 	return f
 }
 
+var appendMessageJSON = protocol.AppendMessage
+
 var bufPool = sync.Pool{New: func() any { b := make([]byte, 0, 512); return &b }}
+
+// Encodings of a Delivery, as slots of its cache.
+const (
+	slotJSON = iota
+	slotJSONDeflate
+)
 
 // Deliver implements courier.Link.
 func (l *link) Deliver(d *courier.Delivery) {
-	l.write(d.Encoded(0, encodeMessage))
+	if l.deflate {
+		l.write(d.Encoded(slotJSONDeflate, encodeMessageDeflate))
+		return
+	}
+	l.write(d.Encoded(slotJSON, encodeMessage))
 }
 
 // reply writes a frame built by build into a pooled buffer.

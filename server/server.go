@@ -56,6 +56,10 @@ type Config struct {
 	// RateLimit disables the limit.
 	RateLimit float64
 	RateBurst int
+	// Compression offers permessage-deflate (RFC 7692, no context
+	// takeover) to clients that ask for it. Off by default: it trades CPU
+	// for bandwidth (docs/benchmarks.md has the cost).
+	Compression bool
 	// PingInterval is how often the server pings each connection (default
 	// 25s); a connection silent for 2.5 intervals is closed.
 	PingInterval time.Duration

@@ -20,6 +20,7 @@ func (s *Server) newUpgrader() *websocket.Upgrader {
 	u.CheckOrigin = func(*http.Request) bool { return true } // tokens, not cookies, authenticate
 	u.MessageLengthLimit = s.cfg.MaxMessage
 	u.KeepaliveTime = s.cfg.PingInterval*2 + s.cfg.PingInterval/2
+	u.EnableCompression(s.cfg.Compression)
 	u.OnMessage(s.onMessage)
 	u.OnClose(s.onClose)
 	u.SetCloseHandler(func(ws *websocket.Conn, code int, _ string) {
@@ -90,7 +91,7 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 	// nbio set the keepalive deadline on the conn it was handed, not on the
 	// poller's; a client that never sends must still time out.
 	_ = raw.SetReadDeadline(time.Now().Add(s.upgrader.KeepaliveTime))
-	l := &link{srv: s, ws: ws, raw: raw}
+	l := &link{srv: s, ws: ws, raw: raw, deflate: ws.CompressionEnabled()}
 	l.conn = s.hub.NewConn(id, l)
 	ws.SetSession(l)
 	l.reply(func(b []byte) []byte { return protocol.AppendWelcome(b, id.User, l.conn.ID()) })

@@ -695,3 +695,25 @@ func TestServeDev(t *testing.T) {
 	ws2 := s2.dial("token=" + url.QueryEscape(tok.Token))
 	welcome(t, ws2, "x")
 }
+
+// --pprof-addr serves profiles on their own listener only.
+func TestServePprof(t *testing.T) {
+	t.Parallel()
+	pp := freePort(t)
+	s := startServe(t, "", environ(), "--addr", "127.0.0.1:0", "--data", t.TempDir(), "--jwt-secret", "S", "--api-key", "K", "--pprof-addr", pp)
+	resp, err := httpClient.Get("http://" + pp + "/debug/pprof/goroutine?debug=1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || !strings.Contains(string(body), "goroutine profile") {
+		t.Fatalf("pprof: %d %.200s", resp.StatusCode, body)
+	}
+	if status, _ := s.get("/debug/pprof/"); status == http.StatusOK {
+		t.Fatal("pprof is reachable on the public address")
+	}
+	if code := s.stop(); code != 0 {
+		t.Fatalf("exit code %d", code)
+	}
+}

@@ -26,7 +26,7 @@ import (
 )
 
 type serveConfig struct {
-	addr, data, jwtSecret, apiKey, logLevel string
+	addr, data, jwtSecret, apiKey, logLevel, pprofAddr string
 	dev                                     bool
 	srv                                     server.Config
 }
@@ -46,6 +46,8 @@ func serveFlags(stderr io.Writer) (*flag.FlagSet, *serveConfig) {
 	fs.Float64Var(&c.srv.RateLimit, "rate", 1000, "frames per second a connection may send (negative: no limit)")
 	fs.IntVar(&c.srv.RateBurst, "rate-burst", 2000, "frames a connection may send at once above --rate")
 	fs.DurationVar(&c.srv.PingInterval, "ping-interval", 25*time.Second, "how often connections are pinged; 2.5 intervals of silence close one")
+	fs.BoolVar(&c.srv.Compression, "compress", false, "offer permessage-deflate to clients that ask (costs CPU; see docs/benchmarks.md)")
+	fs.StringVar(&c.pprofAddr, "pprof-addr", "", "serve Go's pprof profiles on this address (e.g. 127.0.0.1:6060); off when empty")
 	fs.StringVar(&c.logLevel, "log-level", "info", "debug, info, warn or error")
 	return fs, c
 }
@@ -124,6 +126,13 @@ func runServer(c *serveConfig, log *slog.Logger, stdout io.Writer) error {
 	hs := &http.Server{Handler: srv.Handler(), ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelDebug)}
 	served := make(chan error, 1)
 	go func() { served <- hs.Serve(ln) }()
+	if c.pprofAddr != "" {
+		stopPprof, err := servePprof(c.pprofAddr, log)
+		if err != nil {
+			return err
+		}
+		defer stopPprof()
+	}
 	log.Info("listening on "+ln.Addr().String(), "data", c.data, "dev", c.dev)
 
 	select {

@@ -1,0 +1,74 @@
+package courier_test
+
+import (
+	"context"
+	"fmt"
+	"sync/atomic"
+	"testing"
+
+	"github.com/courier-im/courier"
+	"github.com/courier-im/courier/sqlite"
+)
+
+// sink is a Link that only counts.
+type sink struct{ n atomic.Int64 }
+
+func (s *sink) Deliver(*courier.Delivery)     { s.n.Add(1) }
+func (s *sink) Drained(context.Context) error { return nil }
+func (s *sink) Close(int, string)             {}
+
+func benchHub(b *testing.B) (*courier.Hub, []*sink) {
+	store, err := sqlite.Open(b.TempDir())
+	if err != nil {
+		b.Fatal(err)
+	}
+	hub, err := courier.NewHub(courier.Config{Store: store})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() {
+		_ = hub.Close()
+		_ = store.Close()
+	})
+	sinks := make([]*sink, 1000)
+	for i := range sinks {
+		sinks[i] = &sink{}
+		hub.Attach(hub.NewConn(courier.Identity{User: fmt.Sprintf("u%d", i)}, sinks[i]), nil)
+	}
+	return hub, sinks
+}
+
+// BenchmarkVolatileSend is the routing cost of a live-only direct message:
+// validation, id, lookup and hand-off to the recipient's connection.
+func BenchmarkVolatileSend(b *testing.B) {
+	hub, _ := benchHub(b)
+	data := []byte(`"0123456789012345678901234567890123456789012345678901234567890123"`)
+	done := func(courier.Receipt, error) {}
+	b.ReportAllocs()
+	b.RunParallel(func(pb *testing.PB) {
+		i := 0
+		for pb.Next() {
+			hub.Post(courier.Outgoing{From: "u1", To: fmt.Sprintf("u%d", i%1000), Event: "chat", Data: data, Volatile: true}, done)
+			i++
+		}
+	})
+}
+
+// BenchmarkDurableSend is a stored direct message through the group
+// commit, many senders at once, as the server sees them.
+func BenchmarkDurableSend(b *testing.B) {
+	hub, _ := benchHub(b)
+	data := []byte(`"0123456789012345678901234567890123456789012345678901234567890123"`)
+	b.ReportAllocs()
+	b.SetParallelism(32)
+	b.RunParallel(func(pb *testing.PB) {
+		i := 0
+		for pb.Next() {
+			if _, err := hub.Send(context.Background(), courier.Outgoing{From: "u1", To: fmt.Sprintf("u%d", i%1000), Event: "chat", Data: data}); err != nil {
+				b.Error(err)
+				return
+			}
+			i++
+		}
+	})
+}
