@@ -27,8 +27,8 @@ import (
 
 type serveConfig struct {
 	addr, data, jwtSecret, apiKey, logLevel, pprofAddr string
-	dev                                     bool
-	srv                                     server.Config
+	dev                                                bool
+	srv                                                server.Config
 }
 
 func serveFlags(stderr io.Writer) (*flag.FlagSet, *serveConfig) {
