@@ -18,7 +18,7 @@ type Delivery struct {
 }
 
 // NumEncodings is how many wire encodings a Delivery can cache at once.
-const NumEncodings = 2
+const NumEncodings = 4
 
 // Encoded returns the delivery as encoded by encode, calling encode at most
 // about once per slot however many connections ask. slot names the

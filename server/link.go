@@ -30,8 +30,9 @@ type link struct {
 	ws   *websocket.Conn
 	raw  *nbio.Conn // beneath ws; frames are written to it whole
 	conn *courier.Conn
-	// deflate is set when the client negotiated permessage-deflate.
-	deflate bool
+	// deflate is set when the client negotiated permessage-deflate,
+	// msgpack when it chose the courier.msgpack subprotocol.
+	deflate, msgpack bool
 
 	handed   atomic.Int64 // bytes given to raw
 	written  atomic.Int64 // bytes the kernel took, from nbio's callback
@@ -83,26 +84,40 @@ var appendMessageJSON = protocol.AppendMessage
 
 var bufPool = sync.Pool{New: func() any { b := make([]byte, 0, 512); return &b }}
 
-// Encodings of a Delivery, as slots of its cache.
+// Encodings of a Delivery, as slots of its cache: each connection takes the
+// one it negotiated, and all connections that share it share its bytes.
 const (
 	slotJSON = iota
 	slotJSONDeflate
+	slotMsgpack
+	slotMsgpackDeflate
 )
 
 // Deliver implements courier.Link.
 func (l *link) Deliver(d *courier.Delivery) {
-	if l.deflate {
+	switch {
+	case l.msgpack && l.deflate:
+		l.write(d.Encoded(slotMsgpackDeflate, encodeMessageMsgpackDeflate))
+	case l.msgpack:
+		l.write(d.Encoded(slotMsgpack, encodeMessageMsgpack))
+	case l.deflate:
 		l.write(d.Encoded(slotJSONDeflate, encodeMessageDeflate))
-		return
+	default:
+		l.write(d.Encoded(slotJSON, encodeMessage))
 	}
-	l.write(d.Encoded(slotJSON, encodeMessage))
 }
 
-// reply writes a frame built by build into a pooled buffer.
+// reply writes a frame built by build into a pooled buffer, in the
+// connection's encoding.
 func (l *link) reply(build func([]byte) []byte) {
 	buf := bufPool.Get().(*[]byte)
 	payload := build((*buf)[:0])
-	out := appendFrame(make([]byte, 0, len(payload)+4), 0x81, payload)
+	var out []byte
+	if l.msgpack {
+		out = msgpackFrame(payload, false)
+	} else {
+		out = appendFrame(make([]byte, 0, len(payload)+4), 0x81, payload)
+	}
 	*buf = payload
 	bufPool.Put(buf)
 	l.write(out)

@@ -3,6 +3,7 @@ package server
 import (
 	"errors"
 	"fmt"
+	"runtime/debug"
 	"net/http"
 	"strings"
 	"time"
@@ -21,6 +22,7 @@ func (s *Server) newUpgrader() *websocket.Upgrader {
 	u.MessageLengthLimit = s.cfg.MaxMessage
 	u.KeepaliveTime = s.cfg.PingInterval*2 + s.cfg.PingInterval/2
 	u.EnableCompression(s.cfg.Compression)
+	u.Subprotocols = []string{protocol.SubprotocolJSON, protocol.SubprotocolMsgpack}
 	u.OnMessage(s.onMessage)
 	u.OnClose(s.onClose)
 	u.SetCloseHandler(func(ws *websocket.Conn, code int, _ string) {
@@ -91,7 +93,7 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 	// nbio set the keepalive deadline on the conn it was handed, not on the
 	// poller's; a client that never sends must still time out.
 	_ = raw.SetReadDeadline(time.Now().Add(s.upgrader.KeepaliveTime))
-	l := &link{srv: s, ws: ws, raw: raw, deflate: ws.CompressionEnabled()}
+	l := &link{srv: s, ws: ws, raw: raw, deflate: ws.CompressionEnabled(), msgpack: ws.Subprotocol() == protocol.SubprotocolMsgpack}
 	l.conn = s.hub.NewConn(id, l)
 	ws.SetSession(l)
 	l.reply(func(b []byte) []byte { return protocol.AppendWelcome(b, id.User, l.conn.ID()) })
@@ -134,12 +136,30 @@ func (s *Server) onMessage(ws *websocket.Conn, mt websocket.MessageType, data []
 		return
 	}
 	s.metrics.framesIn.Inc()
-	if !l.allow(time.Now()) {
-		l.fail(protocol.Errorf(frameID(data), protocol.CodeRateLimited, "more than %g frames per second", s.cfg.RateLimit))
+	defer func() {
+		// A bug must cost one frame, not the server.
+		if r := recover(); r != nil {
+			s.log.Error("frame handler panicked", "conn", l.conn.ID(), "user", l.conn.User(), "panic", r, "stack", string(debug.Stack()))
+			l.fail(protocol.Errorf("", protocol.CodeInternal, "internal error"))
+		}
+	}()
+	switch {
+	case l.msgpack && mt == websocket.BinaryMessage:
+		js, err := protocol.MsgpackToJSON(data)
+		if err != nil {
+			l.fail(protocol.Errorf("", protocol.CodeBadRequest, "%v", err))
+			return
+		}
+		data = js
+	case l.msgpack:
+		l.fail(protocol.Errorf("", protocol.CodeBadRequest, "courier.msgpack frames are binary messages"))
+		return
+	case mt != websocket.TextMessage:
+		l.fail(protocol.Errorf("", protocol.CodeBadRequest, "frames are JSON text messages (or choose the courier.msgpack subprotocol)"))
 		return
 	}
-	if mt != websocket.TextMessage {
-		l.fail(protocol.Errorf("", protocol.CodeBadRequest, "frames are JSON text messages"))
+	if !l.allow(time.Now()) {
+		l.fail(protocol.Errorf(frameID(data), protocol.CodeRateLimited, "more than %g frames per second", s.cfg.RateLimit))
 		return
 	}
 	f, err := protocol.Decode(data)
