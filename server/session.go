@@ -3,8 +3,8 @@ package server
 import (
 	"errors"
 	"fmt"
-	"runtime/debug"
 	"net/http"
+	"runtime/debug"
 	"strings"
 	"time"
 
