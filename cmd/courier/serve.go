@@ -96,6 +96,7 @@ func runServer(c *serveConfig, log *slog.Logger, stdout io.Writer) error {
 			return err
 		}
 	}
+	raiseFileLimit(c.srv.MaxConns, log)
 	store, err := sqlite.Open(c.data)
 	if err != nil {
 		return fmt.Errorf("open store in %s: %w", c.data, err)
