@@ -6,7 +6,6 @@ package protocol
 import (
 	"bytes"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"unicode/utf8"
 )
@@ -42,7 +41,6 @@ const (
 // A Frame is a decoded client frame. Which fields matter depends on Type.
 type Frame struct {
 	Type     string          `json:"type"`
-	RawID    json.RawMessage `json:"id"`
 	To       string          `json:"to"`
 	Event    string          `json:"event"`
 	Data     json.RawMessage `json:"data"`
@@ -57,8 +55,8 @@ type Frame struct {
 	Users    []string        `json:"users"`
 	Seq      *uint64         `json:"seq"`
 
-	// ID is the frame's id when the client gave it as a string; replies
-	// echo it.
+	// ID is the frame's id when the client gave it as a string (an id of
+	// another JSON type is accepted and ignored); replies echo it.
 	ID string `json:"-"`
 }
 
@@ -81,24 +79,20 @@ func Errorf(id, code, format string, args ...any) *Error {
 // gets an *Error carrying the frame's id when that was a string, and no
 // frame.
 func Decode(b []byte) (*Frame, error) {
-	var f Frame
 	if firstByte(b) != '{' {
 		return nil, Errorf("", CodeBadRequest, "a frame is one JSON object")
 	}
-	err := json.Unmarshal(b, &f)
-	if len(f.RawID) > 0 && f.RawID[0] == '"' {
-		// An id that fails to decode is no id.
-		_ = json.Unmarshal(f.RawID, &f.ID)
-	}
+	var f Frame
+	sc := frameScanner{b: b}
+	err := sc.decodeFrame(&f)
 	if err != nil {
-		var te *json.UnmarshalTypeError
-		if errors.As(err, &te) && te.Field != "" {
-			return nil, Errorf(f.ID, CodeBadRequest, "field %q has the wrong type", te.Field)
-		}
 		if f.ID == "" {
 			f.ID = salvageID(b)
 		}
 		return nil, Errorf(f.ID, CodeBadRequest, "malformed JSON")
+	}
+	if sc.typeErr != "" {
+		return nil, Errorf(f.ID, CodeBadRequest, "field %q has the wrong type", sc.typeErr)
 	}
 	if len(f.Data) == 0 {
 		f.Data = nil
