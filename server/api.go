@@ -15,8 +15,8 @@ import (
 func (s *Server) routes() *http.ServeMux {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /ws", s.serveWS)
-	mux.HandleFunc("POST /api/send", s.api(s.apiSend))
-	mux.HandleFunc("POST /api/publish", s.api(s.apiPublish))
+	mux.HandleFunc("POST /api/send", s.api(s.apiMessage(false)))
+	mux.HandleFunc("POST /api/publish", s.api(s.apiMessage(true)))
 	mux.HandleFunc("GET /api/presence", s.api(s.apiPresence))
 	mux.HandleFunc("POST /api/disconnect", s.api(s.apiDisconnect))
 	mux.HandleFunc("/api/", s.api(func(w http.ResponseWriter, r *http.Request) {
@@ -105,7 +105,7 @@ func hubError(w http.ResponseWriter, err error) {
 	writeError(w, status, pe.Code, pe.Message)
 }
 
-type apiMessage struct {
+type apiBody struct {
 	To       string          `json:"to"`
 	Room     string          `json:"room"`
 	From     string          `json:"from"`
@@ -115,28 +115,29 @@ type apiMessage struct {
 	Key      string          `json:"key"`
 }
 
-func (s *Server) apiSend(w http.ResponseWriter, r *http.Request) {
-	var m apiMessage
-	if !s.decodeBody(w, r, &m) {
-		return
+// apiMessage returns the handler of POST /api/send (toRoom false) or
+// POST /api/publish (toRoom true).
+func (s *Server) apiMessage(toRoom bool) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		var m apiBody
+		if !s.decodeBody(w, r, &m) {
+			return
+		}
+		o := courier.Outgoing{From: m.From, Label: true, Event: m.Event, Data: m.Data, Volatile: m.Volatile, Key: m.Key}
+		switch {
+		case toRoom && m.Room == "":
+			writeError(w, http.StatusBadRequest, protocol.CodeBadRequest, `missing "room"`)
+			return
+		case toRoom:
+			o.Room = m.Room
+		case m.To == "":
+			writeError(w, http.StatusBadRequest, protocol.CodeBadRequest, `missing "to"`)
+			return
+		default:
+			o.To = m.To
+		}
+		s.apiPost(w, r, o)
 	}
-	if m.To == "" {
-		writeError(w, http.StatusBadRequest, protocol.CodeBadRequest, `missing "to"`)
-		return
-	}
-	s.apiPost(w, r, courier.Outgoing{From: m.From, Label: true, To: m.To, Event: m.Event, Data: m.Data, Volatile: m.Volatile, Key: m.Key})
-}
-
-func (s *Server) apiPublish(w http.ResponseWriter, r *http.Request) {
-	var m apiMessage
-	if !s.decodeBody(w, r, &m) {
-		return
-	}
-	if m.Room == "" {
-		writeError(w, http.StatusBadRequest, protocol.CodeBadRequest, `missing "room"`)
-		return
-	}
-	s.apiPost(w, r, courier.Outgoing{From: m.From, Label: true, Room: m.Room, Event: m.Event, Data: m.Data, Volatile: m.Volatile, Key: m.Key})
 }
 
 func (s *Server) apiPost(w http.ResponseWriter, r *http.Request, o courier.Outgoing) {

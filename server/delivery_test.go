@@ -15,23 +15,23 @@ func TestAuthBeforeUpgrade(t *testing.T) {
 		"garbage": n.url + "/ws?token=not-a-jwt",
 		"expired": n.url + "/ws?token=" + expired,
 	} {
-		req, _ := http.NewRequest("GET", u, nil)
-		req.Header.Set("Connection", "Upgrade")
-		req.Header.Set("Upgrade", "websocket")
-		req.Header.Set("Sec-WebSocket-Version", "13")
-		req.Header.Set("Sec-WebSocket-Key", "dGhlIHNhbXBsZSBub25jZQ==")
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		resp.Body.Close()
-		if resp.StatusCode != http.StatusUnauthorized {
-			t.Errorf("%s token: status %d, want 401", name, resp.StatusCode)
+		if status := upgradeStatus(t, u, ""); status != http.StatusUnauthorized {
+			t.Errorf("%s token: status %d, want 401", name, status)
 		}
 	}
 	// The Authorization header works as well as the query.
-	req, _ := http.NewRequest("GET", n.url+"/ws", nil)
-	req.Header.Set("Authorization", "Bearer "+token(t, "alice"))
+	if status := upgradeStatus(t, n.url+"/ws", "Bearer "+token(t, "alice")); status != http.StatusSwitchingProtocols {
+		t.Errorf("Authorization header: status %d, want 101", status)
+	}
+}
+
+// upgradeStatus sends a WebSocket upgrade request and returns the status.
+func upgradeStatus(t *testing.T, url, authorization string) int {
+	t.Helper()
+	req, _ := http.NewRequest("GET", url, nil)
+	if authorization != "" {
+		req.Header.Set("Authorization", authorization)
+	}
 	req.Header.Set("Connection", "Upgrade")
 	req.Header.Set("Upgrade", "websocket")
 	req.Header.Set("Sec-WebSocket-Version", "13")
@@ -41,9 +41,7 @@ func TestAuthBeforeUpgrade(t *testing.T) {
 		t.Fatal(err)
 	}
 	resp.Body.Close()
-	if resp.StatusCode != http.StatusSwitchingProtocols {
-		t.Errorf("Authorization header: status %d, want 101", resp.StatusCode)
-	}
+	return resp.StatusCode
 }
 
 func TestDirectMessageReachesEveryDeviceOfTheRecipientOnly(t *testing.T) {
