@@ -717,3 +717,12 @@ func TestServePprof(t *testing.T) {
 		t.Fatalf("exit code %d", code)
 	}
 }
+
+func TestTokenHelp(t *testing.T) {
+	t.Parallel()
+	cmd := exec.Command(bin, "token", "--help")
+	out, err := cmd.CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "-user") {
+		t.Fatalf("token --help: %v\n%s", err, out)
+	}
+}

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -19,6 +20,9 @@ func token(args []string, stdout, stderr io.Writer) int {
 	ttl := fs.Duration("ttl", 24*time.Hour, "how long the token is valid")
 	rooms := fs.String("rooms", "", "comma-separated rooms claim, names or prefix* patterns (default: no claim)")
 	if err := parse(fs, args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
+		}
 		return 2
 	}
 	if *secret == "" {
