@@ -22,7 +22,8 @@ type Driver interface {
 type Handler struct {
 	// Message is called with the payload of each message delivered to the
 	// user (direct or room), exactly as the sender passed it, and its inbox
-	// seq (0 when volatile or the server has none).
+	// seq (0 when volatile or the server has none). payload may point into
+	// the driver's read buffer: it is valid only during the call.
 	Message func(payload []byte, seq uint64)
 	// Ack is called when the server acknowledges one of this client's
 	// sends or publishes (in order); ok is false for an error reply; seq is

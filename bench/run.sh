@@ -1,0 +1,90 @@
+#!/usr/bin/env bash
+# bench/run.sh — one courier-bench run against a fresh courier server.
+#
+#   bench/run.sh --scenario dm --users 1000 --duration 10s [more courier-bench flags]
+#
+# Builds courier and courier-bench, starts `courier serve` pinned to one core
+# (taskset -c $SERVER_CPU, GOMAXPROCS=1) on a free loopback port with a
+# temporary --data directory, runs courier-bench pinned to another core
+# ($BENCH_CPU, GOMAXPROCS=1) with the given flags, stops the server and
+# prints courier-bench's JSON line on stdout (everything else goes to
+# stderr). Everything it made is removed on exit.
+#
+# Environment: SERVER_CPU (default 0), BENCH_CPU (default 1), SERVER_ARGS
+# (extra `courier serve` flags, e.g. "--rate -1"), TIMEOUT (seconds for the
+# bench, default 900), WAIT_QUIET (how long courier-bench first waits for an
+# idle machine, default 60s), KEEP_LOG=1 keeps the server log (path on
+# stderr).
+set -euo pipefail
+
+root=$(cd "$(dirname "$0")/.." && pwd)
+server_cpu=${SERVER_CPU:-0}
+bench_cpu=${BENCH_CPU:-1}
+timeout_s=${TIMEOUT:-900}
+work=$(mktemp -d "${TMPDIR:-/tmp}/courier-run.XXXXXX")
+srv_pid=""
+
+stop_server() {
+	if [ -n "$srv_pid" ] && kill -0 "$srv_pid" 2>/dev/null; then
+		kill -TERM "$srv_pid" 2>/dev/null || true
+		for _ in $(seq 150); do # up to 15 s, then SIGKILL
+			kill -0 "$srv_pid" 2>/dev/null || break
+			sleep 0.1
+		done
+		kill -KILL "$srv_pid" 2>/dev/null || true
+		wait "$srv_pid" 2>/dev/null || true
+	fi
+	srv_pid=""
+}
+cleanup() {
+	stop_server
+	if [ "${KEEP_LOG:-0}" = 1 ] && [ -f "$work/server.log" ]; then
+		cp "$work/server.log" "${TMPDIR:-/tmp}/courier-server-$$.log"
+		echo "run.sh: server log kept in ${TMPDIR:-/tmp}/courier-server-$$.log" >&2
+	fi
+	rm -rf "$work"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+(cd "$root" && go build -o "$work/courier" ./cmd/courier && go build -o "$work/courier-bench" ./cmd/courier-bench)
+
+# Both sides may use every descriptor the hard limit allows.
+ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
+
+secret=$(od -An -tx1 -N16 /dev/urandom | tr -d ' \n')
+apikey=$(od -An -tx1 -N16 /dev/urandom | tr -d ' \n')
+# shellcheck disable=SC2086 # SERVER_ARGS is a list of flags
+GOMAXPROCS=1 taskset -c "$server_cpu" "$work/courier" serve --addr 127.0.0.1:0 --data "$work/data" \
+	--jwt-secret "$secret" --api-key "$apikey" ${SERVER_ARGS:-} >"$work/server.log" 2>&1 &
+srv_pid=$!
+
+addr=""
+for _ in $(seq 100); do # up to 10 s
+	addr=$(grep -o 'listening on [0-9.]*:[0-9]*' "$work/server.log" | head -n1 | cut -d' ' -f3 || true)
+	[ -n "$addr" ] && break
+	if ! kill -0 "$srv_pid" 2>/dev/null; then
+		echo "run.sh: courier serve exited:" >&2
+		cat "$work/server.log" >&2
+		exit 1
+	fi
+	sleep 0.1
+done
+if [ -z "$addr" ]; then
+	echo "run.sh: courier serve did not log 'listening on' within 10 s" >&2
+	exit 1
+fi
+echo "run.sh: courier serve pid $srv_pid on $addr (cpu $server_cpu); courier-bench on cpu $bench_cpu: $*" >&2
+
+rc=0
+GOMAXPROCS=1 timeout --signal=INT --kill-after=30 "$timeout_s" \
+	taskset -c "$bench_cpu" "$work/courier-bench" --url "ws://$addr" --secret "$secret" --api-key "$apikey" \
+	--pid "$srv_pid" --timeout "$((timeout_s - 10))s" --wait-quiet "${WAIT_QUIET:-60s}" "$@" >"$work/out.json" || rc=$?
+
+stop_server
+if grep -qE 'level=(WARN|ERROR)' "$work/server.log"; then
+	echo "run.sh: server warnings/errors:" >&2
+	grep -E 'level=(WARN|ERROR)' "$work/server.log" | tail -n 20 >&2
+fi
+cat "$work/out.json"
+exit "$rc"

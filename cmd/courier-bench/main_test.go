@@ -1,0 +1,143 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/courier-im/courier"
+	"github.com/courier-im/courier/jwt"
+	"github.com/courier-im/courier/server"
+	"github.com/courier-im/courier/sqlite"
+)
+
+// startNode runs a courier node in this process and returns its ws:// URL.
+func startNode(t *testing.T) string {
+	t.Helper()
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	store, err := sqlite.Open(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	metrics := server.NewMetrics(nil)
+	hub, err := courier.NewHub(courier.Config{Store: store, Logger: log, Metrics: metrics})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv, err := server.New(server.Config{Hub: hub, Auth: jwt.New([]byte("s3")), APIKey: "k3", Logger: log, Metrics: metrics})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	hs := &http.Server{Handler: srv.Handler()}
+	go func() { _ = hs.Serve(ln) }()
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = hs.Shutdown(ctx)
+		_ = srv.Shutdown(ctx)
+		_ = hub.Close()
+		_ = srv.Close()
+		_ = store.Close()
+	})
+	return "ws://" + ln.Addr().String()
+}
+
+// bench runs the command and returns its exit code, its one JSON line
+// decoded and its stderr.
+func bench(t *testing.T, args ...string) (int, map[string]any, string) {
+	t.Helper()
+	var stdout, stderr bytes.Buffer
+	code := run(args, &stdout, &stderr)
+	if stdout.Len() == 0 {
+		return code, nil, stderr.String()
+	}
+	lines := strings.Split(strings.TrimSuffix(stdout.String(), "\n"), "\n")
+	if len(lines) != 1 {
+		t.Fatalf("stdout has %d lines, want one JSON line:\n%s", len(lines), stdout.String())
+	}
+	var m map[string]any
+	if err := json.Unmarshal([]byte(lines[0]), &m); err != nil {
+		t.Fatalf("stdout is not JSON: %v\n%s", err, lines[0])
+	}
+	t.Logf("%s", lines[0])
+	return code, m, stderr.String()
+}
+
+func TestScenarios(t *testing.T) {
+	url := startNode(t)
+	for _, tc := range []struct {
+		args  []string
+		check func(map[string]any) bool
+	}{
+		{[]string{"--scenario", "idle", "--conns", "50", "--settle", "100ms"},
+			func(m map[string]any) bool { return m["connected"] == 50.0 && m["server_connections"] == 50.0 }},
+		{[]string{"--scenario", "dm", "--users", "10", "--durable", "--duration", "500ms", "--window", "2"},
+			func(m map[string]any) bool {
+				return m["sent"].(float64) > 0 && m["delivered"] == m["sent"] && m["lost"] == 0.0 && m["lat_p50_ms"].(float64) > 0
+			}},
+		{[]string{"--scenario", "room", "--rooms", "2", "--members", "3", "--rate", "50", "--duration", "500ms"},
+			func(m map[string]any) bool { return m["delivered"] == 2*m["acked"].(float64) && m["lost"] == 0.0 }},
+		{[]string{"--scenario", "reconnect", "--clients", "10", "--backlog", "3", "--api-key", "k3"},
+			func(m map[string]any) bool { return m["verified"] == true && m["received"] == 60.0 }},
+	} {
+		args := append([]string{"--url", url, "--secret", "s3", "--quiet"}, tc.args...)
+		code, m, stderr := bench(t, args...)
+		if code != 0 || m == nil || m["target"] != "courier" || m["error"] != nil || !tc.check(m) {
+			t.Errorf("%v: exit %d, %v\n%s", tc.args, code, m, stderr)
+		}
+		// The server is this process, found by its port.
+		if m != nil && m["server_pid"] == nil {
+			t.Errorf("%v: no server_pid", tc.args)
+		}
+		if !strings.Contains(stderr, "== courier "+tc.args[1]) {
+			t.Errorf("no summary on stderr:\n%s", stderr)
+		}
+	}
+}
+
+func TestBadFlags(t *testing.T) {
+	for _, args := range [][]string{
+		{},
+		{"--scenario", "chat"},
+		{"--scenario", "dm"}, // no secret
+		{"--scenario", "dm", "--secret", "s", "--url", "ws://10.1.2.3:80"},
+		{"--scenario", "dm", "--secret", "s", "--url", "ws://example.com:80"},
+		{"--scenario", "idle", "--secret", "s", "--conns", "0"},
+		{"--scenario", "idle", "--secret", "s", "--conns", "2000000"},
+		{"--scenario", "dm", "--secret", "s", "--users", "1"},
+		{"--scenario", "reconnect", "--secret", "s"}, // no API key
+		{"--scenario", "reconnect", "--target", "socketio"},
+		{"--scenario", "dm", "--secret", "s", "--duration", "0s"},
+		{"--scenario", "dm", "--target", "nats"},
+		{"--scenario", "dm", "--secret", "s", "stray"},
+	} {
+		if code, m, _ := bench(t, args...); code != 2 || m != nil {
+			t.Errorf("%v: exit %d, output %v; want 2 and nothing on stdout", args, code, m)
+		}
+	}
+}
+
+// TestNoServer: a failed run still prints its JSON line, with the error.
+func TestNoServer(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	code, m, _ := bench(t, "--url", "ws://"+addr, "--secret", "s", "--scenario", "dm", "--users", "2", "--duration", "100ms", "--quiet")
+	if code != 1 || m == nil || m["error"] == nil {
+		t.Fatalf("exit %d, %v", code, m)
+	}
+}
