@@ -14,6 +14,7 @@ import (
 	"log/slog"
 	"net/http"
 	"runtime"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -110,7 +111,9 @@ type Server struct {
 	mux      *http.ServeMux
 	conns    atomic.Int64
 	stop     chan struct{}
-	done     chan struct{}
+	flushers []*flusher
+	nextFl   atomic.Uint32
+	workers  sync.WaitGroup // the pinger and the flushers
 	ready    atomic.Bool
 }
 
@@ -119,7 +122,7 @@ func New(cfg Config) (*Server, error) {
 	if err := cfg.defaults(); err != nil {
 		return nil, err
 	}
-	s := &Server{cfg: cfg, hub: cfg.Hub, log: cfg.Logger, stop: make(chan struct{}), done: make(chan struct{})}
+	s := &Server{cfg: cfg, hub: cfg.Hub, log: cfg.Logger, stop: make(chan struct{})}
 	s.metrics = cfg.Metrics
 	if s.metrics == nil {
 		s.metrics = NewMetrics(nil)
@@ -143,6 +146,16 @@ func New(cfg Config) (*Server, error) {
 	}
 	s.upgrader = s.newUpgrader()
 	s.mux = s.routes()
+	for range max(1, runtime.GOMAXPROCS(0)) {
+		f := newFlusher()
+		s.flushers = append(s.flushers, f)
+		s.workers.Add(1)
+		go func() {
+			defer s.workers.Done()
+			f.run(s.stop)
+		}()
+	}
+	s.workers.Add(1)
 	go s.pinger()
 	s.ready.Store(true)
 	return s, nil
@@ -176,7 +189,7 @@ func (s *Server) Close() error {
 	default:
 	}
 	close(s.stop)
-	<-s.done
+	s.workers.Wait()
 	s.engine.Stop()
 	return nil
 }
@@ -185,7 +198,7 @@ func (s *Server) Close() error {
 // never ping) keep their connection alive and dead peers are found; it also
 // closes connections whose token has expired.
 func (s *Server) pinger() {
-	defer close(s.done)
+	defer s.workers.Done()
 	t := time.NewTicker(s.cfg.PingInterval)
 	defer t.Stop()
 	ping := []byte{0x89, 0}

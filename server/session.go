@@ -93,7 +93,7 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 	// nbio set the keepalive deadline on the conn it was handed, not on the
 	// poller's; a client that never sends must still time out.
 	_ = raw.SetReadDeadline(time.Now().Add(s.upgrader.KeepaliveTime))
-	l := &link{srv: s, ws: ws, raw: raw, deflate: ws.CompressionEnabled(), msgpack: ws.Subprotocol() == protocol.SubprotocolMsgpack}
+	l := &link{srv: s, ws: ws, raw: raw, flusher: s.flushers[s.nextFl.Add(1)%uint32(len(s.flushers))], deflate: ws.CompressionEnabled(), msgpack: ws.Subprotocol() == protocol.SubprotocolMsgpack}
 	l.conn = s.hub.NewConn(id, l)
 	ws.SetSession(l)
 	l.reply(func(b []byte) []byte { return protocol.AppendWelcome(b, id.User, l.conn.ID()) })

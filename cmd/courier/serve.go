@@ -14,6 +14,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"syscall"
 	"time"
@@ -97,6 +98,12 @@ func runServer(c *serveConfig, log *slog.Logger, stdout io.Writer) error {
 		}
 	}
 	raiseFileLimit(c.srv.MaxConns, log)
+	if runtime.GOMAXPROCS(0) < 2 {
+		// nbio's pollers block in epoll_wait holding their P; with only
+		// one P, every other goroutine then waits for the runtime to take
+		// it back (up to 10-20 ms). A second P costs nothing on one core.
+		runtime.GOMAXPROCS(2)
+	}
 	store, err := sqlite.Open(c.data)
 	if err != nil {
 		return fmt.Errorf("open store in %s: %w", c.data, err)
