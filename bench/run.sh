@@ -10,7 +10,8 @@
 # prints courier-bench's JSON line on stdout (everything else goes to
 # stderr). Everything it made is removed on exit.
 #
-# Environment: SERVER_CPU (default 0), BENCH_CPU (default 1), SERVER_ARGS
+# Environment: TARGET (courier, the default, or socketio: the Node peer in
+# bench/peers/socketio, same pinning), SERVER_CPU (default 0), BENCH_CPU (default 1), SERVER_ARGS
 # (extra `courier serve` flags, e.g. "--rate -1"), TIMEOUT (seconds for the
 # bench, default 900), WAIT_QUIET (how long courier-bench first waits for an
 # idle machine, default 60s), KEEP_LOG=1 keeps the server log (path on
@@ -54,9 +55,24 @@ ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 
 secret=$(od -An -tx1 -N16 /dev/urandom | tr -d ' \n')
 apikey=$(od -An -tx1 -N16 /dev/urandom | tr -d ' \n')
-# shellcheck disable=SC2086 # SERVER_ARGS is a list of flags
-GOMAXPROCS=1 taskset -c "$server_cpu" "$work/courier" serve --addr 127.0.0.1:0 --data "$work/data" \
-	--jwt-secret "$secret" --api-key "$apikey" ${SERVER_ARGS:-} >"$work/server.log" 2>&1 &
+target=${TARGET:-courier}
+case "$target" in
+courier)
+	# courier serve raises GOMAXPROCS to 2 itself (see docs/benchmarks.md).
+	# shellcheck disable=SC2086 # SERVER_ARGS is a list of flags
+	GOMAXPROCS=1 taskset -c "$server_cpu" "$work/courier" serve --addr 127.0.0.1:0 --data "$work/data" \
+		--jwt-secret "$secret" --api-key "$apikey" ${SERVER_ARGS:-} >"$work/server.log" 2>&1 &
+	;;
+socketio)
+	peer="$root/bench/peers/socketio"
+	[ -d "$peer/node_modules" ] || (cd "$peer" && npm ci --no-audit --no-fund >&2)
+	taskset -c "$server_cpu" node "$peer/server.js" --port 0 >"$work/server.log" 2>&1 &
+	;;
+*)
+	echo "run.sh: TARGET=$target: want courier or socketio" >&2
+	exit 2
+	;;
+esac
 srv_pid=$!
 
 addr=""
@@ -78,7 +94,7 @@ echo "run.sh: courier serve pid $srv_pid on $addr (cpu $server_cpu); courier-ben
 
 rc=0
 GOMAXPROCS=1 timeout --signal=INT --kill-after=30 "$timeout_s" \
-	taskset -c "$bench_cpu" "$work/courier-bench" --url "ws://$addr" --secret "$secret" --api-key "$apikey" \
+	taskset -c "$bench_cpu" "$work/courier-bench" --target "$target" --url "ws://$addr" --secret "$secret" --api-key "$apikey" \
 	--pid "$srv_pid" --timeout "$((timeout_s - 10))s" --wait-quiet "${WAIT_QUIET:-60s}" "$@" >"$work/out.json" || rc=$?
 
 stop_server
