@@ -95,9 +95,9 @@ func (c Chart) WritePNG(w io.Writer) error {
 	}
 	line(img, left, bottom, right, bottom, ink)
 	line(img, left, top, left, bottom, ink)
-	text(img, left, 24, c.Title, ink)
+	text(img, left, 16, c.Title, ink)
 	text(img, (left+right)/2-len(c.XLabel)*3, height-16, c.XLabel, ink)
-	text(img, 8, top-12, c.YLabel, ink)
+	text(img, 8, top-6, c.YLabel, ink)
 
 	for k, s := range c.Series {
 		col := palette[k%len(palette)]
