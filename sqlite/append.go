@@ -2,84 +2,76 @@ package sqlite
 
 import (
 	"context"
-	"database/sql"
-	"errors"
 	"fmt"
+	"slices"
 	"time"
+	"unsafe"
 
 	"github.com/courier-im/courier"
 )
 
-// writeStmts are the statements of Append, prepared once on the writer
-// connection; each transaction binds them with Tx.StmtContext, which reuses
-// the prepared statement of that one connection.
-type writeStmts struct {
-	findKey     *sql.Stmt // (sender, key) -> first message
-	insertMsg   *sql.Stmt
-	insertInbox *sql.Stmt
-	insertRoom  *sql.Stmt
-	nextInbox   *sql.Stmt // user -> next seq in the inbox
-	nextRoom    *sql.Stmt // room -> next seq in the room
+// result is what Append tells of one envelope once the batch has committed.
+type result struct {
+	toSeq, fromSeq int64
+	// for a duplicate: the first message's
+	dup bool
+	id  string
+	ts  int64
 }
 
-// stmtSQL is a statement to prepare and where to keep it.
-type stmtSQL struct {
-	dst **sql.Stmt
-	sql string
+// keyPair is an idempotency key with its sender.
+type keyPair struct{ from, key string }
+
+// nameRow is a new users or rooms row.
+type nameRow struct {
+	id   int64
+	name string
 }
 
-func prepareAll(ctx context.Context, db *sql.DB, qs []stmtSQL) error {
-	for _, q := range qs {
-		st, err := db.PrepareContext(ctx, q.sql)
-		if err != nil {
-			return fmt.Errorf("prepare %q: %w", q.sql, err)
-		}
-		*q.dst = st
+// msgRow is a messages row: the envelope and what plan gave it.
+type msgRow struct {
+	e       *courier.Envelope
+	pk, ts  int64
+	toSeq   int64
+	fromSeq int64
+}
+
+// batchState is the scratch space of one Append, kept between Appends to
+// save allocations.
+type batchState struct {
+	out          []result
+	users, rooms []nameRow
+	msgs         []msgRow
+	inbox        []int64 // uid, peer, seq, msg of each row
+	rmsgs        []int64 // rid, seq, msg of each row
+	keys         []keyPair
+	found        map[keyPair]result // keys stored before this batch
+	first        map[keyPair]int    // first envelope of each key in this batch
+}
+
+func (b *batchState) reset(n int) {
+	b.out = slices.Grow(b.out[:0], n)[:n]
+	clear(b.out)
+	clear(b.users)
+	clear(b.rooms)
+	clear(b.msgs)
+	clear(b.keys)
+	b.users, b.rooms, b.msgs, b.keys = b.users[:0], b.rooms[:0], b.msgs[:0], b.keys[:0]
+	b.inbox, b.rmsgs = b.inbox[:0], b.rmsgs[:0]
+	if b.found == nil {
+		b.found, b.first = make(map[keyPair]result), make(map[keyPair]int)
 	}
-	return nil
-}
-
-// The next seq of an inbox or room is max(seq)+1, a seek to the end of its
-// primary key range; Append inserts each row before it asks for the next.
-const (
-	nextInboxSQL = `SELECT coalesce(max(seq), 0) + 1 FROM inbox WHERE user = ?`
-	nextRoomSQL  = `SELECT coalesce(max(seq), 0) + 1 FROM room_messages WHERE room = ?`
-)
-
-func (w *writeStmts) prepare(ctx context.Context, db *sql.DB, cfg config) error {
-	nextInbox, nextRoom := nextInboxSQL, nextRoomSQL
-	if cfg.seqSQL[0] != "" {
-		nextInbox, nextRoom = cfg.seqSQL[0], cfg.seqSQL[1]
-	}
-	return prepareAll(ctx, db, []stmtSQL{
-		{&w.findKey, `SELECT id, ts, to_seq, from_seq FROM messages WHERE sender = ? AND sender_key = ?`},
-		{&w.insertMsg, `INSERT INTO messages (id, sender, recipient, room, event, data, ts, sender_key, to_seq, from_seq)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`},
-		{&w.insertInbox, `INSERT INTO inbox (user, seq, msg, peer) VALUES (?, ?, ?, ?)`},
-		{&w.insertRoom, `INSERT INTO room_messages (room, seq, msg) VALUES (?, ?, ?)`},
-		{&w.nextInbox, nextInbox},
-		{&w.nextRoom, nextRoom},
-	})
-}
-
-func (w *writeStmts) close() error {
-	return closeStmts(w.findKey, w.insertMsg, w.insertInbox, w.insertRoom, w.nextInbox, w.nextRoom)
-}
-
-func closeStmts(sts ...*sql.Stmt) error {
-	var errs []error
-	for _, st := range sts {
-		if st != nil {
-			errs = append(errs, st.Close())
-		}
-	}
-	return errors.Join(errs...)
+	clear(b.found)
+	clear(b.first)
 }
 
 // Append stores batch in one transaction, in order, filling in ToSeq,
 // FromSeq and Duplicate (see courier.Store). It returns once the transaction
 // has committed with the configured Synchronous. On error nothing is stored,
-// no seq is used up, and the envelopes are as they were passed in.
+// no seq is used up, and the envelopes are as they were passed in: they are
+// written only after the commit. ctx is checked before the transaction
+// begins; once begun, it runs to its end (waits for locks are bounded by
+// WithBusyTimeout).
 func (s *Store) Append(ctx context.Context, batch []*courier.Envelope) error {
 	for i, e := range batch {
 		if err := validate(e); err != nil {
@@ -94,16 +86,19 @@ func (s *Store) Append(ctx context.Context, batch []*courier.Envelope) error {
 	if len(batch) == 0 {
 		return nil
 	}
-	saved := make([]courier.Envelope, len(batch))
-	for i, e := range batch {
-		saved[i] = *e
-	}
-	if err := s.appendTx(ctx, batch); err != nil {
-		for i, e := range batch {
-			*e = saved[i]
-		}
+	b := &s.batch
+	b.reset(len(batch))
+	if err := s.appendTx(ctx, batch, b); err != nil {
 		return fmt.Errorf("append batch: %w", err)
 	}
+	for i, e := range batch {
+		r := &b.out[i]
+		if r.dup {
+			e.ID, e.Time = r.id, time.UnixMilli(r.ts).UTC()
+		}
+		e.ToSeq, e.FromSeq, e.Duplicate = uint64(r.toSeq), uint64(r.fromSeq), r.dup
+	}
+	s.heads.trim()
 	return nil
 }
 
@@ -122,113 +117,263 @@ func validate(e *courier.Envelope) error {
 	return nil
 }
 
-// batchTx holds the statements of one Append transaction.
-type batchTx struct {
-	findKey, insertMsg, insertInbox, insertRoom, nextInbox, nextRoom *sql.Stmt
-}
-
-func (s *Store) appendTx(ctx context.Context, batch []*courier.Envelope) (err error) {
-	tx, err := s.writer.BeginTx(ctx, nil)
-	if err != nil {
+// appendTx stores batch in one transaction, leaving what Append reports in
+// b.out. On error it rolls back and makes heads forget what it touched.
+func (s *Store) appendTx(ctx context.Context, batch []*courier.Envelope, b *batchState) (err error) {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	w, h := s.w, s.heads
+	if err := w.begin.exec(); err != nil {
 		return fmt.Errorf("begin: %w", err)
 	}
+	h.begin()
 	defer func() {
 		if err != nil {
-			_ = tx.Rollback()
+			// After an OR ROLLBACK conflict there is no transaction left
+			// to roll back; the error of trying says nothing new.
+			_ = w.rollback.exec()
+			h.forget()
 		}
+		w.conn.arena.reset()
 	}()
-	b := &batchTx{
-		findKey:     tx.StmtContext(ctx, s.w.findKey),
-		insertMsg:   tx.StmtContext(ctx, s.w.insertMsg),
-		insertInbox: tx.StmtContext(ctx, s.w.insertInbox),
-		insertRoom:  tx.StmtContext(ctx, s.w.insertRoom),
-		nextInbox:   tx.StmtContext(ctx, s.w.nextInbox),
-		nextRoom:    tx.StmtContext(ctx, s.w.nextRoom),
+	if err := s.syncHeads(); err != nil {
+		return err
 	}
-	for i, e := range batch {
-		if err := b.append(ctx, e); err != nil {
-			return fmt.Errorf("message %d (%s): %w", i, e.ID, err)
+	if err := s.findKeys(batch, b); err != nil {
+		return err
+	}
+	for i := range batch {
+		if err := s.plan(batch, i, b); err != nil {
+			return fmt.Errorf("message %d (%s): %w", i, batch[i].ID, err)
 		}
 	}
-	if err := tx.Commit(); err != nil {
+	for _, ins := range []struct {
+		m    *multiRow
+		rows int
+		bind rowBinder
+	}{
+		{insertUsers, len(b.users), bindUser},
+		{insertRooms, len(b.rooms), bindRoom},
+		{insertMsgs, len(b.msgs), bindMsg},
+		{insertInbox, len(b.inbox) / 4, bindInts(4)},
+		{insertRoom, len(b.rmsgs) / 3, bindInts(3)},
+	} {
+		if err := w.execRows(ins.m, ins.rows, b, ins.bind); err != nil {
+			return err
+		}
+	}
+	if err := w.commit.exec(); err != nil {
 		return fmt.Errorf("commit: %w", err)
 	}
 	return nil
 }
 
-func (b *batchTx) append(ctx context.Context, e *courier.Envelope) error {
+func bindUser(st *rawStmt, at int, b *batchState, i int) {
+	st.bindInt(at, b.users[i].id)
+	st.bindText(at+1, b.users[i].name)
+}
+
+func bindRoom(st *rawStmt, at int, b *batchState, i int) {
+	st.bindInt(at, b.rooms[i].id)
+	st.bindText(at+1, b.rooms[i].name)
+}
+
+func bindMsg(st *rawStmt, at int, b *batchState, i int) {
+	r := &b.msgs[i]
+	e := r.e
+	data := "null"
+	if len(e.Data) > 0 {
+		data = unsafe.String(&e.Data[0], len(e.Data)) // copied by bindText
+	}
+	st.bindInt(at, r.pk)
+	st.bindText(at+1, e.ID)
+	st.bindText(at+2, e.From)
+	st.bindText(at+3, e.To)
+	st.bindText(at+4, e.Room)
+	st.bindText(at+5, e.Event)
+	st.bindText(at+6, data)
+	st.bindInt(at+7, r.ts)
 	if e.Key != "" {
-		var id string
-		var ts, toSeq, fromSeq int64
-		err := b.findKey.QueryRowContext(ctx, e.From, e.Key).Scan(&id, &ts, &toSeq, &fromSeq)
-		if err == nil {
-			e.ID, e.Time = id, time.UnixMilli(ts).UTC()
-			e.ToSeq, e.FromSeq, e.Duplicate = uint64(toSeq), uint64(fromSeq), true
-			return nil
-		}
-		if !errors.Is(err, sql.ErrNoRows) {
-			return fmt.Errorf("look up key: %w", err)
-		}
-	}
-	e.Duplicate = false
-	var toSeq, fromSeq int64
-	var err error
-	if e.Room != "" {
-		if toSeq, err = next(ctx, b.nextRoom, e.Room); err != nil {
-			return fmt.Errorf("room %s seq: %w", e.Room, err)
-		}
+		st.bindText(at+8, e.Key)
 	} else {
-		if toSeq, err = next(ctx, b.nextInbox, e.To); err != nil {
-			return fmt.Errorf("inbox %s seq: %w", e.To, err)
-		}
-		switch {
-		case e.NoSenderCopy:
-		case e.From == e.To:
-			fromSeq = toSeq // a note to self is in that inbox once
-		default:
-			if fromSeq, err = next(ctx, b.nextInbox, e.From); err != nil {
-				return fmt.Errorf("inbox %s seq: %w", e.From, err)
-			}
-		}
+		st.bindNull(at + 8)
 	}
-	data := string(e.Data)
-	if len(data) == 0 {
-		data = "null"
+	st.bindInt(at+9, r.toSeq)
+	st.bindInt(at+10, r.fromSeq)
+}
+
+var intBinders = [...]rowBinder{3: bindInts3, 4: bindInts4}
+
+// bindInts returns the binder of rows of n integers (n is 3 or 4): b.rmsgs
+// for 3, b.inbox for 4.
+func bindInts(n int) rowBinder { return intBinders[n] }
+
+func bindInts3(st *rawStmt, at int, b *batchState, i int) {
+	for j, v := range b.rmsgs[3*i : 3*i+3] {
+		st.bindInt(at+j, v)
 	}
-	var key any
-	if e.Key != "" {
-		key = e.Key
+}
+
+func bindInts4(st *rawStmt, at int, b *batchState, i int) {
+	for j, v := range b.inbox[4*i : 4*i+4] {
+		st.bindInt(at+j, v)
 	}
-	res, err := b.insertMsg.ExecContext(ctx, e.ID, e.From, e.To, e.Room, e.Event, data,
-		e.Time.UnixMilli(), key, toSeq, fromSeq)
-	if err != nil {
-		return fmt.Errorf("insert message: %w", err)
+}
+
+// syncHeads makes heads current at the start of a transaction: it drops
+// them if another connection has committed since our last transaction, and
+// reads the counters if they are not loaded.
+func (s *Store) syncHeads() error {
+	h := s.heads
+	var dv int64
+	if _, err := s.w.conn.queryInt(s.w.dataVersion, &dv); err != nil {
+		return fmt.Errorf("data version: %w", err)
 	}
-	pk, err := res.LastInsertId()
-	if err != nil {
-		return fmt.Errorf("insert message: %w", err)
+	if dv != h.dataVersion {
+		h.reset()
+		h.dataVersion = dv
 	}
-	if e.Room != "" {
-		if _, err := b.insertRoom.ExecContext(ctx, e.Room, toSeq, pk); err != nil {
-			return fmt.Errorf("insert into room %s: %w", e.Room, err)
-		}
-	} else {
-		if _, err := b.insertInbox.ExecContext(ctx, e.To, toSeq, pk, e.From); err != nil {
-			return fmt.Errorf("insert into inbox %s: %w", e.To, err)
-		}
-		if fromSeq != 0 && e.From != e.To {
-			if _, err := b.insertInbox.ExecContext(ctx, e.From, fromSeq, pk, e.To); err != nil {
-				return fmt.Errorf("insert into inbox %s: %w", e.From, err)
-			}
-		}
+	if h.valid {
+		return nil
 	}
-	e.ToSeq, e.FromSeq = uint64(toSeq), uint64(fromSeq)
+	if _, err := s.w.conn.queryInt(s.w.counters, &h.lastPK, &h.lastUID, &h.lastRID); err != nil {
+		return fmt.Errorf("read counters: %w", err)
+	}
+	h.valid = true
 	return nil
 }
 
-// next returns the next seq of the inbox or room name.
-func next(ctx context.Context, st *sql.Stmt, name string) (int64, error) {
-	var n int64
-	err := st.QueryRowContext(ctx, name).Scan(&n)
-	return n, err
+// findKeys fills b.found with the messages stored before this batch under
+// the batch's idempotency keys, in one query.
+func (s *Store) findKeys(batch []*courier.Envelope, b *batchState) error {
+	for _, e := range batch {
+		if e.Key == "" {
+			continue
+		}
+		k := keyPair{e.From, e.Key}
+		if _, ok := b.first[k]; ok {
+			continue
+		}
+		b.first[k] = -1 // asked for; plan sets the first envelope
+		b.keys = append(b.keys, k)
+	}
+	if len(b.keys) == 0 {
+		return nil
+	}
+	clear(b.first)
+	return s.w.queryRows(findKeys, len(b.keys), b, bindKey, func(st *rawStmt) {
+		k := keyPair{st.text(0), st.text(1)}
+		b.found[k] = result{dup: true, id: st.text(2), ts: st.int(3), toSeq: st.int(4), fromSeq: st.int(5)}
+	})
+}
+
+func bindKey(st *rawStmt, at int, b *batchState, i int) {
+	st.bindText(at, b.keys[i].from)
+	st.bindText(at+1, b.keys[i].key)
+}
+
+// plan gives envelope i its place: its pk and seqs, or the first message of
+// its key; and adds its rows to b.
+func (s *Store) plan(batch []*courier.Envelope, i int, b *batchState) error {
+	h, e, r := s.heads, batch[i], &b.out[i]
+	if e.Key != "" {
+		k := keyPair{e.From, e.Key}
+		if f, ok := b.found[k]; ok {
+			*r = f
+			return nil
+		}
+		if j, ok := b.first[k]; ok {
+			f := &b.out[j]
+			*r = result{toSeq: f.toSeq, fromSeq: f.fromSeq, dup: true, id: batch[j].ID, ts: f.ts}
+			return nil
+		}
+		b.first[k] = i
+	}
+	h.lastPK++
+	pk := h.lastPK
+	r.ts = e.Time.UnixMilli()
+	if e.Room != "" {
+		room, err := s.roomHead(e.Room, b)
+		if err != nil {
+			return err
+		}
+		room.seq++
+		r.toSeq = room.seq
+		b.rmsgs = append(b.rmsgs, room.id, r.toSeq, pk)
+	} else {
+		to, err := s.userHead(e.To, b)
+		if err != nil {
+			return err
+		}
+		from, err := s.userHead(e.From, b) // the peer of to's copy
+		if err != nil {
+			return err
+		}
+		to.seq++
+		r.toSeq = to.seq
+		b.inbox = append(b.inbox, to.id, 0, r.toSeq, pk, to.id, from.id, r.toSeq, pk)
+		switch {
+		case e.NoSenderCopy:
+		case from == to:
+			r.fromSeq = r.toSeq // a note to self is in that inbox once
+		default:
+			from.seq++
+			r.fromSeq = from.seq
+			b.inbox = append(b.inbox, from.id, 0, r.fromSeq, pk, from.id, to.id, r.fromSeq, pk)
+		}
+	}
+	b.msgs = append(b.msgs, msgRow{e: e, pk: pk, ts: r.ts, toSeq: r.toSeq, fromSeq: r.fromSeq})
+	return nil
+}
+
+// userHead returns the head of user's inbox, reading it or creating the
+// user on a miss.
+func (s *Store) userHead(user string, b *batchState) (*head, error) {
+	h := s.heads
+	h.touchedUsers = append(h.touchedUsers, user)
+	if hd := h.users[user]; hd != nil {
+		return hd, nil
+	}
+	hd, err := s.loadHead(s.w.loadUser, user)
+	if err != nil {
+		return nil, fmt.Errorf("inbox %s: %w", user, err)
+	}
+	if hd.id == 0 {
+		h.lastUID++
+		hd.id = h.lastUID
+		b.users = append(b.users, nameRow{hd.id, user})
+	}
+	h.users[user] = hd
+	return hd, nil
+}
+
+// roomHead returns the head of room, reading it or creating the room on a
+// miss.
+func (s *Store) roomHead(room string, b *batchState) (*head, error) {
+	h := s.heads
+	h.touchedRooms = append(h.touchedRooms, room)
+	if hd := h.rooms[room]; hd != nil {
+		return hd, nil
+	}
+	hd, err := s.loadHead(s.w.loadRoom, room)
+	if err != nil {
+		return nil, fmt.Errorf("room %s: %w", room, err)
+	}
+	if hd.id == 0 {
+		h.lastRID++
+		hd.id = h.lastRID
+		b.rooms = append(b.rooms, nameRow{hd.id, room})
+	}
+	h.rooms[room] = hd
+	return hd, nil
+}
+
+// loadHead reads the head of name with st (loadUser or loadRoom); its id
+// is 0 when name has none yet.
+func (s *Store) loadHead(st *rawStmt, name string) (*head, error) {
+	hd := &head{}
+	st.bindText(1, name)
+	_, err := s.w.conn.queryInt(st, &hd.id, &hd.seq)
+	return hd, err
 }

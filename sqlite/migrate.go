@@ -1,8 +1,6 @@
 package sqlite
 
 import (
-	"context"
-	"database/sql"
 	"embed"
 	"fmt"
 	"io/fs"
@@ -34,16 +32,26 @@ func migrations() ([]string, error) {
 	return out, nil
 }
 
-// migrate applies, each in its own transaction, the migrations db has not
-// had yet, recording each in PRAGMA user_version. It refuses a database newer
-// than this package.
-func migrate(ctx context.Context, db *sql.DB) error {
+// migrate applies, each in its own transaction, the migrations the
+// database has not had yet, recording each in PRAGMA user_version. It
+// refuses a database newer than this package.
+func migrate(c *rawConn) error {
 	ms, err := migrations()
 	if err != nil {
 		return fmt.Errorf("migrate: read schema: %w", err)
 	}
+	return migrateTo(c, ms)
+}
+
+// migrateTo brings the database to version len(ms).
+func migrateTo(c *rawConn, ms []string) error {
+	version, err := c.prepare("PRAGMA user_version")
+	if err != nil {
+		return fmt.Errorf("migrate: %w", err)
+	}
+	defer version.close()
 	for {
-		done, err := migrateOne(ctx, db, ms)
+		done, err := migrateOne(c, version, ms)
 		if err != nil {
 			return fmt.Errorf("migrate: %w", err)
 		}
@@ -56,34 +64,33 @@ func migrate(ctx context.Context, db *sql.DB) error {
 // migrateOne applies the next migration; done is true when there is none.
 // Reading user_version inside the (immediate) transaction makes two
 // processes opening a new database at once apply each migration once.
-func migrateOne(ctx context.Context, db *sql.DB, ms []string) (done bool, err error) {
-	tx, err := db.BeginTx(ctx, nil)
-	if err != nil {
+func migrateOne(c *rawConn, version *rawStmt, ms []string) (done bool, err error) {
+	if err := c.exec("BEGIN IMMEDIATE"); err != nil {
 		return false, err
 	}
 	defer func() {
 		if err != nil {
-			_ = tx.Rollback()
+			_ = c.exec("ROLLBACK")
 		}
 	}()
-	var v int
-	if err := tx.QueryRowContext(ctx, "PRAGMA user_version").Scan(&v); err != nil {
+	var v int64
+	if _, err := c.queryInt(version, &v); err != nil {
 		return false, fmt.Errorf("read user_version: %w", err)
 	}
 	switch {
-	case v > len(ms):
+	case v > int64(len(ms)):
 		return false, fmt.Errorf("database schema version %d is newer than this program's %d", v, len(ms))
-	case v == len(ms):
-		return true, tx.Commit()
+	case v == int64(len(ms)):
+		return true, c.exec("COMMIT")
 	}
-	if _, err := tx.ExecContext(ctx, ms[v]); err != nil {
+	if err := c.exec(ms[v]); err != nil {
 		return false, fmt.Errorf("apply version %d: %w", v+1, err)
 	}
 	// PRAGMA takes no bound parameters; v+1 is an int.
-	if _, err := tx.ExecContext(ctx, fmt.Sprintf("PRAGMA user_version = %d", v+1)); err != nil {
+	if err := c.exec(fmt.Sprintf("PRAGMA user_version = %d", v+1)); err != nil {
 		return false, fmt.Errorf("set user_version %d: %w", v+1, err)
 	}
-	if err := tx.Commit(); err != nil {
+	if err := c.exec("COMMIT"); err != nil {
 		return false, fmt.Errorf("commit version %d: %w", v+1, err)
 	}
 	return false, nil

@@ -18,15 +18,34 @@ type readStmts struct {
 }
 
 func (r *readStmts) prepare(ctx context.Context, db *sql.DB) error {
-	return prepareAll(ctx, db, []stmtSQL{
+	for _, q := range []struct {
+		dst **sql.Stmt
+		sql string
+	}{
 		{&r.inbox, `SELECT i.seq, m.id, m.sender, m.recipient, m.room, m.event, m.data, m.ts
-			FROM inbox AS i JOIN messages AS m ON m.pk = i.msg
-			WHERE i.user = ? AND i.seq > ? ORDER BY i.seq LIMIT ?`},
-		{&r.latest, `SELECT coalesce(max(seq), 0) FROM inbox WHERE user = ?`},
-	})
+			FROM users AS u JOIN inbox AS i ON i.uid = u.uid AND i.peer = 0 JOIN messages AS m ON m.pk = i.msg
+			WHERE u.name = ? AND i.seq > ? ORDER BY i.seq LIMIT ?`},
+		{&r.latest, `SELECT coalesce((SELECT max(seq) FROM inbox
+			WHERE uid = (SELECT uid FROM users WHERE name = ?) AND peer = 0), 0)`},
+	} {
+		st, err := db.PrepareContext(ctx, q.sql)
+		if err != nil {
+			return fmt.Errorf("prepare %q: %w", q.sql, err)
+		}
+		*q.dst = st
+	}
+	return nil
 }
 
-func (r *readStmts) close() error { return closeStmts(r.inbox, r.latest) }
+func (r *readStmts) close() error {
+	var errs []error
+	for _, st := range []*sql.Stmt{r.inbox, r.latest} {
+		if st != nil {
+			errs = append(errs, st.Close())
+		}
+	}
+	return errors.Join(errs...)
+}
 
 // Inbox returns up to limit messages of user's inbox with seq > after, in
 // seq order, each with Seq set to its place in that inbox. A limit below 1
@@ -67,8 +86,7 @@ func (s *Store) LatestSeq(ctx context.Context, user string) (uint64, error) {
 		return 0, fmt.Errorf("latest seq %s: %w", user, ErrClosed)
 	}
 	var n int64
-	err := s.r.latest.QueryRowContext(ctx, user).Scan(&n)
-	if err != nil && !errors.Is(err, sql.ErrNoRows) {
+	if err := s.r.latest.QueryRowContext(ctx, user).Scan(&n); err != nil {
 		return 0, fmt.Errorf("latest seq %s: %w", user, err)
 	}
 	return uint64(n), nil

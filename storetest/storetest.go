@@ -1,6 +1,7 @@
 // Package storetest is a conformance suite for courier.Store
-// implementations: seqs, round-trips, idempotency, atomicity, concurrency and
-// durability across reopen. Call Run from a backend's test:
+// implementations: seqs, round-trips, idempotency, atomicity, concurrency,
+// durability across reopen, and batches of every size. Call Run from a
+// backend's test:
 //
 //	func TestStore(t *testing.T) {
 //		storetest.Run(t, func(t *testing.T, dir string) courier.Store {
@@ -48,6 +49,7 @@ func Run(t *testing.T, open Opener) {
 		{"Atomic", testAtomic},
 		{"Concurrent", testConcurrent},
 		{"Reopen", testReopen},
+		{"LargeBatches", testLargeBatches},
 	}
 	// A group that is not parallel itself makes Run wait for its tests.
 	t.Run("suite", func(t *testing.T) {
