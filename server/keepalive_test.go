@@ -18,7 +18,7 @@ import (
 // A peer that stops answering pings is found and removed; one that
 // answers stays.
 func TestDeadConnectionsAreRemoved(t *testing.T) {
-	n := start(t, "", func(c *server.Config) { c.PingInterval = 100 * time.Millisecond })
+	n := start(t, "", func(c *server.Config) { c.PingInterval = 300 * time.Millisecond })
 	alive := n.dial("alice") // its read loop answers pings
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
