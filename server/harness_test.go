@@ -6,22 +6,18 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"log/slog"
-	"net"
 	"net/http"
 	"net/url"
-	"os"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/coder/websocket"
 
 	"github.com/courier-im/courier"
+	"github.com/courier-im/courier/internal/testnode"
 	"github.com/courier-im/courier/jwt"
 	"github.com/courier-im/courier/server"
-	"github.com/courier-im/courier/sqlite"
 )
 
 const (
@@ -29,69 +25,25 @@ const (
 	testAPIKey = "test-api-key"
 )
 
-// node is a real courier server on a loopback port: SQLite store, hub,
-// WebSocket server and HTTP listener, as cmd/courier wires them.
+// node is a real courier server on a loopback port, with the test's
+// helpers for talking to it.
 type node struct {
-	t     testing.TB
-	dir   string
-	url   string // http://127.0.0.1:PORT
-	store *sqlite.Store
-	hub   *courier.Hub
-	srv   *server.Server
-	hs    *http.Server
-	once  sync.Once
+	*testnode.Node
+	t   testing.TB
+	url string // http://127.0.0.1:PORT
+	hub *courier.Hub
 }
 
 // start runs a node on dir (a new temp dir when empty); tweak adjusts its
 // config.
 func start(t testing.TB, dir string, tweak ...func(*server.Config)) *node {
 	t.Helper()
-	if dir == "" {
-		dir = t.TempDir()
-	}
-	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	if testing.Verbose() {
-		log = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	}
-	store, err := sqlite.Open(dir)
-	if err != nil {
-		t.Fatalf("open store: %v", err)
-	}
-	metrics := server.NewMetrics(nil)
-	hub, err := courier.NewHub(courier.Config{Store: store, Logger: log, Metrics: metrics})
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg := server.Config{Hub: hub, Auth: jwt.New([]byte(testSecret)), APIKey: testAPIKey, Logger: log, Metrics: metrics}
-	for _, f := range tweak {
-		f(&cfg)
-	}
-	srv, err := server.New(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	n := &node{t: t, dir: dir, url: "http://" + ln.Addr().String(), store: store, hub: hub, srv: srv, hs: &http.Server{Handler: srv.Handler()}}
-	go func() { _ = n.hs.Serve(ln) }()
-	t.Cleanup(n.stop)
-	return n
+	n := testnode.Start(t, dir, testSecret, testAPIKey, tweak...)
+	return &node{Node: n, t: t, url: n.URL, hub: n.Hub}
 }
 
 // stop shuts the node down as SIGTERM does.
-func (n *node) stop() {
-	n.once.Do(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		_ = n.hs.Shutdown(ctx)
-		_ = n.srv.Shutdown(ctx)
-		_ = n.hub.Close()
-		_ = n.srv.Close()
-		_ = n.store.Close()
-	})
-}
+func (n *node) stop() { n.Stop() }
 
 func token(t testing.TB, user string) string {
 	t.Helper()

@@ -5,8 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"io"
-	"log/slog"
 	"net"
 	"net/http"
 	"os"
@@ -15,10 +13,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/courier-im/courier"
-	"github.com/courier-im/courier/jwt"
+	"github.com/courier-im/courier/internal/testnode"
 	"github.com/courier-im/courier/server"
-	"github.com/courier-im/courier/sqlite"
 )
 
 const (
@@ -32,40 +28,8 @@ const (
 // is off unless tweak sets one.
 func startCourierNode(t testing.TB, tweak ...func(*server.Config)) string {
 	t.Helper()
-	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	store, err := sqlite.Open(t.TempDir())
-	if err != nil {
-		t.Fatalf("open store: %v", err)
-	}
-	metrics := server.NewMetrics(nil)
-	hub, err := courier.NewHub(courier.Config{Store: store, Logger: log, Metrics: metrics})
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg := server.Config{Hub: hub, Auth: jwt.New([]byte(courierTestSecret)), APIKey: courierTestAPIKey, Logger: log, Metrics: metrics, RateLimit: -1}
-	for _, f := range tweak {
-		f(&cfg)
-	}
-	srv, err := server.New(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	hs := &http.Server{Handler: srv.Handler()}
-	go func() { _ = hs.Serve(ln) }()
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		_ = hs.Shutdown(ctx)
-		_ = srv.Shutdown(ctx)
-		_ = hub.Close()
-		_ = srv.Close()
-		_ = store.Close()
-	})
-	return "ws://" + ln.Addr().String()
+	noLimit := func(c *server.Config) { c.RateLimit = -1 }
+	return testnode.Start(t, "", courierTestSecret, courierTestAPIKey, append([]func(*server.Config){noLimit}, tweak...)...).WS()
 }
 
 func newCourierDriver(t testing.TB, base string) *Courier {

@@ -2,55 +2,17 @@ package main
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
-	"io"
-	"log/slog"
+	"github.com/courier-im/courier/internal/testnode"
 	"net"
-	"net/http"
 	"strings"
 	"testing"
-	"time"
-
-	"github.com/courier-im/courier"
-	"github.com/courier-im/courier/jwt"
-	"github.com/courier-im/courier/server"
-	"github.com/courier-im/courier/sqlite"
 )
 
 // startNode runs a courier node in this process and returns its ws:// URL.
 func startNode(t *testing.T) string {
 	t.Helper()
-	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	store, err := sqlite.Open(t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	metrics := server.NewMetrics(nil)
-	hub, err := courier.NewHub(courier.Config{Store: store, Logger: log, Metrics: metrics})
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv, err := server.New(server.Config{Hub: hub, Auth: jwt.New([]byte("s3")), APIKey: "k3", Logger: log, Metrics: metrics})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	hs := &http.Server{Handler: srv.Handler()}
-	go func() { _ = hs.Serve(ln) }()
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		_ = hs.Shutdown(ctx)
-		_ = srv.Shutdown(ctx)
-		_ = hub.Close()
-		_ = srv.Close()
-		_ = store.Close()
-	})
-	return "ws://" + ln.Addr().String()
+	return testnode.Start(t, "", "s3", "k3").WS()
 }
 
 // bench runs the command and returns its exit code, its one JSON line
