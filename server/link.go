@@ -19,7 +19,7 @@ import (
 // goroutine and no buffer: only this struct and the socket.
 //
 // Outgoing frames wait in the link's queue and are handed to the
-// non-blocking socket in batches (one writev for all that queued up) while
+// non-blocking socket in batches (one write for all that queued up) while
 // the socket's own backlog — bytes nbio holds because the kernel would not
 // take them yet — stays under lowWater. So a client that falls behind grows
 // the link's queue, not nbio's buffer, and when the queue passes
@@ -152,7 +152,7 @@ func (l *link) write(f []byte) {
 
 // kick hands the link to its flusher when there is something to send, the
 // socket has room and no flush is pending. Frames queued before the flusher
-// gets to it leave in the same writev: under load a connection's acks and
+// gets to it leave in the same write: under load a connection's acks and
 // messages share system calls.
 func (l *link) kick() {
 	if l.queued.Load() > 0 && l.backlog() < lowWater && l.flushing.CompareAndSwap(false, true) {
@@ -163,7 +163,7 @@ func (l *link) kick() {
 // flush hands queued frames to the socket until the queue is empty or the
 // socket backs up. Only the holder of l.flushing runs it (the flusher), so
 // frames leave in queue order; it writes outside l.mu because nbio reports
-// written bytes synchronously from inside Writev.
+// written bytes synchronously from inside Write.
 func (l *link) flush() {
 	for {
 		l.mu.Lock()

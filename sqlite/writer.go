@@ -138,21 +138,7 @@ type rowBinder func(st *rawStmt, at int, b *batchState, i int)
 // execRows runs m over rows rows of b, bound by bind, in as few statements
 // as chunk allows.
 func (w *writer) execRows(m *multiRow, rows int, b *batchState, bind rowBinder) error {
-	for done := 0; done < rows; {
-		n := chunk(rows - done)
-		st, err := w.stmt(m, n)
-		if err != nil {
-			return err
-		}
-		for r := range n {
-			bind(st, 1+r*m.cols, b, done+r)
-		}
-		if err := st.exec(); err != nil {
-			return fmt.Errorf("%s: %w", m.name, err)
-		}
-		done += n
-	}
-	return nil
+	return w.queryRows(m, rows, b, bind, func(*rawStmt) {})
 }
 
 // queryRows runs the query m over rows rows of b and calls scan for each

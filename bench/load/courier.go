@@ -42,28 +42,41 @@ type Courier struct {
 	api    *http.Client
 }
 
-// NewCourier returns a driver for the courier server at base (ws://host:port
-// or http://host:port), minting tokens with secret; apiKey is needed only
-// for APISend. Close stops its poller.
-func NewCourier(base string, secret []byte, apiKey string) (*Courier, error) {
+// hostPort returns the host:port of a driver's base URL (ws://host:port,
+// http://host:port or host:port).
+func hostPort(driver, base string) (string, error) {
+	if !strings.Contains(base, "://") {
+		base = "ws://" + base
+	}
 	u, err := url.Parse(base)
 	if err != nil {
-		return nil, err
+		return "", err
 	}
 	switch u.Scheme {
 	case "ws", "http":
 	default:
-		return nil, fmt.Errorf("courier driver: unsupported URL scheme %q (want ws:// or http://)", u.Scheme)
+		return "", fmt.Errorf("%s driver: unsupported URL scheme %q (want ws:// or http://)", driver, u.Scheme)
 	}
 	if u.Port() == "" {
-		return nil, fmt.Errorf("courier driver: URL %q has no port", base)
+		return "", fmt.Errorf("%s driver: URL %q has no port", driver, base)
+	}
+	return u.Host, nil
+}
+
+// NewCourier returns a driver for the courier server at base (ws://host:port
+// or http://host:port), minting tokens with secret; apiKey is needed only
+// for APISend. Close stops its poller.
+func NewCourier(base string, secret []byte, apiKey string) (*Courier, error) {
+	host, err := hostPort("courier", base)
+	if err != nil {
+		return nil, err
 	}
 	p, err := newWSPoller()
 	if err != nil {
 		return nil, err
 	}
 	return &Courier{
-		addr: u.Host, httpURL: "http://" + u.Host, secret: secret, apiKey: apiKey,
+		addr: host, httpURL: "http://" + host, secret: secret, apiKey: apiKey,
 		poller: p,
 		api:    &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 256, DisableCompression: true}, Timeout: 30 * time.Second},
 	}, nil

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"net/url"
 	"strconv"
 	"strings"
 	"sync"
@@ -44,26 +43,15 @@ const socketIOPath = "/socket.io/?EIO=4&transport=websocket"
 // NewSocketIO returns a driver for the Socket.IO peer at base (ws://host:port,
 // http://host:port or host:port). Close stops its poller.
 func NewSocketIO(base string) (*SocketIO, error) {
-	if !strings.Contains(base, "://") {
-		base = "ws://" + base
-	}
-	u, err := url.Parse(base)
+	host, err := hostPort("socketio", base)
 	if err != nil {
 		return nil, err
-	}
-	switch u.Scheme {
-	case "ws", "http":
-	default:
-		return nil, fmt.Errorf("socketio driver: unsupported URL scheme %q (want ws:// or http://)", u.Scheme)
-	}
-	if u.Port() == "" {
-		return nil, fmt.Errorf("socketio driver: URL %q has no port", base)
 	}
 	p, err := newWSPoller()
 	if err != nil {
 		return nil, err
 	}
-	return &SocketIO{addr: u.Host, poller: p}, nil
+	return &SocketIO{addr: host, poller: p}, nil
 }
 
 // Name implements Driver.
