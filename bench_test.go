@@ -3,10 +3,13 @@ package courier_test
 import (
 	"context"
 	"fmt"
+	"log/slog"
+	"runtime"
 	"sync/atomic"
 	"testing"
 
 	"github.com/courier-im/courier"
+	"github.com/courier-im/courier/inprocess"
 	"github.com/courier-im/courier/sqlite"
 )
 
@@ -71,4 +74,48 @@ func BenchmarkDurableSend(b *testing.B) {
 			i++
 		}
 	})
+}
+
+// BenchmarkClusterVolatileSend is a live direct message from one node to a
+// recipient on another, through an in-process broker: the cost of the
+// cluster path (encode, publish, receive, decode, hand-off), without the
+// network of a real broker. ns/op is per delivered message.
+func BenchmarkClusterVolatileSend(b *testing.B) {
+	store, err := sqlite.Open(b.TempDir())
+	if err != nil {
+		b.Fatal(err)
+	}
+	net := inprocess.NewNetwork()
+	var hubs []*courier.Hub
+	for range 2 {
+		br := net.Broker()
+		h, err := courier.NewHub(courier.Config{Store: store, Broker: br, Logger: slog.New(slog.DiscardHandler)})
+		if err != nil {
+			b.Fatal(err)
+		}
+		hubs = append(hubs, h)
+		b.Cleanup(func() { _ = h.Close(); _ = br.Close() })
+	}
+	b.Cleanup(func() { _ = store.Close() })
+	sinks := make([]*sink, 1000)
+	for i := range sinks {
+		sinks[i] = &sink{}
+		hubs[1].Attach(hubs[1].NewConn(courier.Identity{User: fmt.Sprintf("u%d", i)}, sinks[i]), nil)
+	}
+	data := []byte(`"0123456789012345678901234567890123456789012345678901234567890123"`)
+	done := func(courier.Receipt, error) {}
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := range b.N {
+		hubs[0].Post(courier.Outgoing{From: "sender", To: fmt.Sprintf("u%d", i%1000), Event: "chat", Data: data, Volatile: true}, done)
+	}
+	total := func() (n int64) {
+		for _, s := range sinks {
+			n += s.n.Load()
+		}
+		return n
+	}
+	for total() < int64(b.N) {
+		runtime.Gosched()
+	}
 }

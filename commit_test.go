@@ -2,6 +2,7 @@ package courier_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync"
 	"sync/atomic"
@@ -90,5 +91,75 @@ func TestStoreFailureIsNoAck(t *testing.T) {
 	}
 	if got := rec.got(); len(got) != 1 || got[0] != 0 {
 		t.Fatalf("deliveries %v, want the volatile one only", got)
+	}
+}
+
+// pickyStore refuses, as a bad request, any batch holding event "bad".
+type pickyStore struct {
+	courier.Store
+	batches atomic.Int64
+}
+
+func (p *pickyStore) Append(ctx context.Context, batch []*courier.Envelope) error {
+	p.batches.Add(1)
+	for _, e := range batch {
+		if e.Event == "bad" {
+			return fmt.Errorf("%w: refused", courier.ErrBadRequest)
+		}
+	}
+	return p.Store.Append(ctx, batch)
+}
+
+// One message the store refuses fails alone, not the group commit it was
+// batched with.
+func TestBadMessageFailsAlone(t *testing.T) {
+	inner, err := sqlite.Open(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer inner.Close()
+	store := &pickyStore{Store: inner}
+	hub, err := courier.NewHub(courier.Config{Store: store})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer hub.Close()
+	var wg sync.WaitGroup
+	var failed atomic.Int64
+	for i := range 64 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			ev := "ok"
+			if i == 7 {
+				ev = "bad"
+			}
+			_, err := hub.Send(context.Background(), courier.Outgoing{From: "alice", To: "bob", Event: ev})
+			if (err != nil) != (ev == "bad") {
+				t.Errorf("send of %s: %v", ev, err)
+			}
+			if err != nil {
+				failed.Add(1)
+			}
+		}()
+	}
+	wg.Wait()
+	if head, _ := inner.LatestSeq(context.Background(), "bob"); head != 63 || failed.Load() != 1 {
+		t.Fatalf("bob's head %d, %d failed; want 63 stored and 1 refused", head, failed.Load())
+	}
+}
+
+// Text a store could not keep is refused before it reaches a batch.
+func TestSendRefusesNUL(t *testing.T) {
+	hub, _ := newHub(t)
+	for _, o := range []courier.Outgoing{
+		{From: "alice", To: "bob", Event: "a\x00b"},
+		{From: "alice", To: "bob", Key: "k\x00"},
+		{From: "sys\x00tem", Label: true, To: "bob"},
+		{From: "alice", To: "bob", Event: "\xff"},
+	} {
+		if _, err := hub.Send(context.Background(), o); !errors.Is(err, courier.ErrBadRequest) {
+			t.Errorf("%+v: %v, want a bad request", o, err)
+		}
 	}
 }

@@ -29,12 +29,15 @@ type Conn struct {
 
 	mu        sync.Mutex
 	seq       uint64 // last inbox seq passed on (delivered or acknowledged)
-	synced    bool   // seq is meaningful: set by a resume or the first durable delivery
+	synced    bool   // seq is meaningful: set by a resume, at attach on a cluster, or by the first durable delivery
 	replaying bool
 	held      []heldItem
+	sendMu    sync.Mutex                      // guards sending; taken under mu, or alone
+	sending   map[string]func(Receipt, error) // acks owed for durable messages sent here
 	resumes   []resumeRequest
 	closed    bool
 	rooms     map[string]struct{} // guarded by hub.mu, not mu
+	watching  map[string]struct{} // users watched; guarded by hub.watch.mu
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -99,6 +102,7 @@ func (c *Conn) pass(it heldItem) bool {
 		it.ack()
 	} else {
 		c.link.Deliver(it.d)
+		c.reached(it.d)
 	}
 	return true
 }
@@ -122,6 +126,39 @@ func (c *Conn) Resume(since uint64, done func(latest uint64, err error)) {
 		return
 	}
 	c.startReplay(&resumeRequest{since: since, done: done})
+}
+
+// startAt begins live delivery after seq head, read when the connection
+// attached to a cluster node; what was held meanwhile follows in order. With
+// ok false (the head could not be read) the connection syncs on the first
+// message it gets, as on a single node.
+func (c *Conn) startAt(head uint64, ok bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closed {
+		return
+	}
+	if ok {
+		c.seq, c.synced = head, true
+	}
+	if len(c.resumes) == 0 && c.drainHeld() {
+		c.replaying = false
+		return
+	}
+	// A gap, or a resume asked for meanwhile: the replay goroutine takes over.
+	c.hub.wg.Add(1)
+	go c.replay()
+}
+
+// behind starts a replay when the inbox head is past what the connection
+// has seen: messages were stored that never reached it live.
+func (c *Conn) behind(head uint64) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closed || c.replaying || !c.synced || head <= c.seq {
+		return
+	}
+	c.startReplay(nil)
 }
 
 // startReplay queues r (nil: fill a gap from the current seq) and starts the
@@ -205,6 +242,29 @@ func (c *Conn) replay() {
 	}
 }
 
+// sent records that this connection sent durable message id and is owed
+// its ack, which done gives: a replay that reads the message from the store
+// acks it in its place, in seq order, instead of delivering it back.
+func (c *Conn) sent(id string, done func(Receipt, error)) {
+	c.sendMu.Lock()
+	if c.sending == nil {
+		c.sending = make(map[string]func(Receipt, error))
+	}
+	c.sending[id] = done
+	c.sendMu.Unlock()
+}
+
+// takeSent returns and forgets the ack owed for id, or nil when it was
+// given already. Acks run under c.mu (the gate passes them), hence a lock
+// of its own.
+func (c *Conn) takeSent(id string) func(Receipt, error) {
+	c.sendMu.Lock()
+	defer c.sendMu.Unlock()
+	done := c.sending[id]
+	delete(c.sending, id)
+	return done
+}
+
 // drainHeld passes held items in seq order; it reports false when a gap is
 // left, which the store must fill. c.mu is held.
 func (c *Conn) drainHeld() bool {
@@ -234,6 +294,10 @@ func (c *Conn) catchUp() (uint64, error) {
 	c.mu.Lock()
 	after := c.seq
 	c.mu.Unlock()
+	after, err := c.skipExpired(after)
+	if err != nil {
+		return 0, err
+	}
 	latest := after
 	for {
 		msgs, err := c.hub.store.Inbox(c.ctx, c.identity.User, after, replayPage)
@@ -251,7 +315,15 @@ func (c *Conn) catchUp() (uint64, error) {
 			}
 			if msgs[i].Seq == c.seq+1 {
 				c.seq = msgs[i].Seq
-				c.link.Deliver(&Delivery{Message: msgs[i], Durable: true})
+				// A message this connection sent and is still owed the
+				// ack of: the ack takes its place, as it would live.
+				if ack := c.takeSent(msgs[i].ID); ack != nil {
+					ack(Receipt{ID: msgs[i].ID, Seq: msgs[i].Seq}, nil)
+				} else {
+					d := &Delivery{Message: msgs[i], Durable: true}
+					c.link.Deliver(d)
+					c.reached(d)
+				}
 			}
 			c.mu.Unlock()
 		}
@@ -293,6 +365,7 @@ func (c *Conn) markClosed() {
 	c.cancel()
 }
 
-func (c *Conn) logAttrs() []any {
+// LogAttrs returns the connection's id and user as log attributes.
+func (c *Conn) LogAttrs() []any {
 	return []any{slog.String("conn", c.id), slog.String("user", c.identity.User)}
 }

@@ -38,11 +38,18 @@ func (r *recorder) got() []uint64 {
 
 func newHub(t *testing.T) (*courier.Hub, *sqlite.Store) {
 	t.Helper()
+	return newHubWith(t, courier.Config{})
+}
+
+// newHubWith is newHub with cfg (its Store is set here).
+func newHubWith(t *testing.T, cfg courier.Config) (*courier.Hub, *sqlite.Store) {
+	t.Helper()
 	store, err := sqlite.Open(t.TempDir())
 	if err != nil {
 		t.Fatal(err)
 	}
-	hub, err := courier.NewHub(courier.Config{Store: store})
+	cfg.Store = store
+	hub, err := courier.NewHub(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -10,6 +10,7 @@ package courier
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -96,3 +97,23 @@ type Envelope struct {
 // Now returns the current time as courier timestamps it: UTC, truncated to
 // milliseconds so that what is stored and what is sent agree.
 func Now() time.Time { return time.Now().UTC().Truncate(time.Millisecond) }
+
+// Check reports, as ErrBadRequest, an envelope no store can hold
+// meaningfully: no id, not exactly one of To and Room, a direct message
+// without a sender that is not NoSenderCopy, or data that is not JSON.
+// Stores call it on what they are given; a Hub only builds valid ones.
+func (e *Envelope) Check() error {
+	switch {
+	case e == nil:
+		return fmt.Errorf("%w: nil envelope", ErrBadRequest)
+	case e.ID == "":
+		return fmt.Errorf("%w: empty message id", ErrBadRequest)
+	case (e.To == "") == (e.Room == ""):
+		return fmt.Errorf("%w: message %s: want exactly one of To and Room", ErrBadRequest, e.ID)
+	case e.Room == "" && !e.NoSenderCopy && e.From == "":
+		return fmt.Errorf("%w: message %s: empty From needs NoSenderCopy", ErrBadRequest, e.ID)
+	case len(e.Data) > 0 && !json.Valid(e.Data):
+		return fmt.Errorf("%w: message %s: data is not JSON", ErrBadRequest, e.ID)
+	}
+	return nil
+}

@@ -29,6 +29,22 @@ type Config struct {
 	Metrics Metrics
 	// MaxBatch caps how many messages one store commit takes (default 512).
 	MaxBatch int
+	// Broker joins this hub to the other nodes of a cluster; nil for a
+	// single node. All nodes of a cluster must share one Store.
+	Broker Broker
+	// MaxWatches bounds the users one connection may watch
+	// (DefaultMaxWatches when 0).
+	MaxWatches int
+	// RoomsRequireClaim refuses rooms to a token without a rooms claim;
+	// by default such a token may join any room.
+	RoomsRequireClaim bool
+	// Offline, when set, is called with each durable message stored for a
+	// user who has no live connection on any node (the offline webhook). It
+	// must not block.
+	Offline func(user string, m Message)
+	// Retention, when positive, deletes messages older than it in the
+	// background; a resume from before what is left is told what is gone.
+	Retention time.Duration
 }
 
 // Metrics receives a hub's measurements. Package server implements it with
@@ -39,6 +55,9 @@ type Metrics interface {
 	MessageIn(durable bool)
 	MessagesOut(n int)
 	Committed(batch int, took time.Duration, err error)
+	// BrokerReceived counts a message received from another node, handed
+	// to n local connections.
+	BrokerReceived(n int)
 }
 
 // A Hub routes messages to users, connections and rooms, and keeps durable
@@ -48,13 +67,20 @@ type Hub struct {
 	log     *slog.Logger
 	metrics Metrics
 	ids     *ids
+	node    string   // this node's id, the first nodeIDLen bytes of its connection ids
+	cl      *cluster // nil on a single node
 
 	mu    sync.RWMutex
 	users map[string][]*Conn // replaced, never changed in place, so readers may keep a slice after unlocking
 	conns map[string]*Conn
 	rooms map[string][]*Conn // as users
-	// lastSeen is when each user's last connection closed.
-	lastSeen map[string]time.Time
+	seen  *seenWriter
+	watch *watchers
+	marks *deliveredMarks
+
+	roomsRequireClaim bool
+	offline           func(user string, m Message)
+	retention         time.Duration
 
 	commits  chan *pending
 	maxBatch int
@@ -86,10 +112,25 @@ func NewHub(cfg Config) (*Hub, error) {
 		users:    make(map[string][]*Conn),
 		conns:    make(map[string]*Conn),
 		rooms:    make(map[string][]*Conn),
-		lastSeen: make(map[string]time.Time),
 		commits:  make(chan *pending, 4*cfg.MaxBatch),
 		maxBatch: cfg.MaxBatch,
 		stop:     make(chan struct{}),
+		node:     newNodeID(),
+	}
+	h.seen = newSeenWriter(cfg.Store, cfg.Logger)
+	h.watch = newWatchers(cfg.MaxWatches)
+	h.marks = newDeliveredMarks(cfg.Store, cfg.Logger, h.notify)
+	h.roomsRequireClaim = cfg.RoomsRequireClaim
+	h.offline, h.retention = cfg.Offline, cfg.Retention
+	if h.retention > 0 {
+		h.commitWG.Add(1)
+		go h.expirer()
+	}
+	if cfg.Broker != nil {
+		h.cl = newCluster(h, cfg.Broker)
+		if err := h.cl.start(); err != nil {
+			return nil, fmt.Errorf("join cluster: %w", err)
+		}
 	}
 	h.commitWG.Add(1)
 	go h.committer()
@@ -100,29 +141,53 @@ func NewHub(cfg Config) (*Hub, error) {
 // attached: the transport can greet the client before anything is delivered.
 func (h *Hub) NewConn(identity Identity, link Link) *Conn {
 	ctx, cancel := context.WithCancel(context.Background())
-	return &Conn{id: randomID(), identity: identity, hub: h, link: link, ctx: ctx, cancel: cancel}
+	return &Conn{id: h.node + randomID(), identity: identity, hub: h, link: link, ctx: ctx, cancel: cancel}
 }
 
 // Attach starts delivery to c. With since, the connection first replays its
 // user's inbox after that seq; live messages that arrive meanwhile are held
 // and follow the replay, with no gap and no duplicate.
 func (h *Hub) Attach(c *Conn, since *uint64) {
-	if since != nil {
-		// Replaying before it is reachable, so that no live message can
-		// overtake the replay.
+	// On a cluster, messages for the user may arrive from several nodes out
+	// of seq order, so the connection starts at a known seq: since, or the
+	// inbox head read once the node is subscribed to the user.
+	hold := since != nil || h.cl != nil
+	if hold {
+		// Holding live messages before the connection is reachable, so
+		// that none can overtake the replay.
 		c.mu.Lock()
-		c.resumes = append(c.resumes, resumeRequest{since: *since, done: func(uint64, error) {}})
+		if since != nil {
+			c.resumes = append(c.resumes, resumeRequest{since: *since, done: func(uint64, error) {}})
+		}
 		c.replaying = true
 		c.mu.Unlock()
 	}
+	var sub *interest
 	h.mu.Lock()
 	h.conns[c.id] = c
 	h.users[c.identity.User] = appendCopy(h.users[c.identity.User], c)
+	first := len(h.users[c.identity.User]) == 1
+	if h.cl != nil {
+		sub = h.cl.topics.take(userTopic(c.identity.User))
+	}
 	h.mu.Unlock()
 	h.metrics.ConnOpened()
-	if since != nil {
+	if first {
+		h.localPresence(c.identity.User, true, time.Time{})
+	}
+	if sub != nil {
+		h.cl.topics.subscribe(userTopic(c.identity.User), sub)
+	}
+	switch {
+	case since != nil:
 		h.wg.Add(1)
 		go c.replay()
+	case hold:
+		head, err := h.store.LatestSeq(c.ctx, c.identity.User)
+		if err != nil {
+			h.log.Warn("read inbox head", append(c.LogAttrs(), "err", err)...)
+		}
+		c.startAt(head, err == nil)
 	}
 }
 
@@ -136,15 +201,27 @@ func (h *Hub) Detach(c *Conn) {
 		return
 	}
 	delete(h.conns, c.id)
+	offline := false
 	if h.users[c.identity.User] = removeCopy(h.users, c.identity.User, c); h.users[c.identity.User] == nil {
-		h.lastSeen[c.identity.User] = Now()
+		offline = true
 	}
 	for room := range c.rooms {
 		h.rooms[room] = removeCopy(h.rooms, room, c)
+		if h.cl != nil {
+			h.cl.leave(roomTopic(room))
+		}
 	}
 	c.rooms = nil
+	if h.cl != nil {
+		h.cl.leave(userTopic(c.identity.User))
+	}
 	h.mu.Unlock()
 	h.metrics.ConnClosed()
+	h.unwatchAll(c)
+	if offline {
+		at := h.seen.mark(c.identity.User)
+		h.localPresence(c.identity.User, false, at)
+	}
 }
 
 // appendCopy returns a new slice: s with c added.
@@ -192,8 +269,18 @@ func (h *Hub) ConnCount() int {
 	return len(h.conns)
 }
 
-// Disconnect closes every connection of user with code; it returns how many.
-func (h *Hub) Disconnect(user string, code int, reason string) int {
+// Disconnect closes every connection of user with code, on every node; it
+// returns how many.
+func (h *Hub) Disconnect(ctx context.Context, user string, code int, reason string) int {
+	n := h.disconnectLocal(user, code, reason)
+	if h.cl != nil {
+		n += h.cl.count(ctx, user, "")
+		h.cl.publish(userTopic(user), &packet{kind: pktDisconnect, user: user, code: code, reason: reason})
+	}
+	return n
+}
+
+func (h *Hub) disconnectLocal(user string, code int, reason string) int {
 	h.mu.RLock()
 	conns := h.users[user]
 	h.mu.RUnlock()
@@ -216,17 +303,18 @@ func (h *Hub) Join(c *Conn, room string) error {
 	if !ValidRoom(room) {
 		return fmt.Errorf("%w: invalid room name", ErrBadRequest)
 	}
-	if !c.identity.MayJoin(room) {
+	if !h.MayJoin(c.identity, room) {
 		return fmt.Errorf("%w: the token does not allow room %q", ErrForbidden, room)
 	}
 	h.mu.Lock()
-	defer h.mu.Unlock()
 	// Detach marks the connection closed before it takes h.mu to remove
 	// it from its rooms, so a join racing a close cannot leave it behind.
 	if c.isClosed() {
+		h.mu.Unlock()
 		return ErrClosed
 	}
 	if _, ok := c.rooms[room]; ok {
+		h.mu.Unlock()
 		return nil
 	}
 	if c.rooms == nil {
@@ -234,7 +322,24 @@ func (h *Hub) Join(c *Conn, room string) error {
 	}
 	c.rooms[room] = struct{}{}
 	h.rooms[room] = appendCopy(h.rooms[room], c)
+	var sub *interest
+	if h.cl != nil {
+		sub = h.cl.topics.take(roomTopic(room))
+	}
+	h.mu.Unlock()
+	if sub != nil {
+		h.cl.topics.subscribe(roomTopic(room), sub)
+	}
 	return nil
+}
+
+// MayJoin reports whether id may join (and read) room: as its rooms claim
+// allows, and without a claim any room unless the hub requires one.
+func (h *Hub) MayJoin(id Identity, room string) bool {
+	if id.Rooms == nil && h.roomsRequireClaim {
+		return false
+	}
+	return id.MayJoin(room)
 }
 
 // Leave removes c from room; leaving a room not joined is not an error.
@@ -246,6 +351,9 @@ func (h *Hub) Leave(c *Conn, room string) error {
 	}
 	delete(c.rooms, room)
 	h.rooms[room] = removeCopy(h.rooms, room, c)
+	if h.cl != nil {
+		h.cl.leave(roomTopic(room))
+	}
 	return nil
 }
 
@@ -269,7 +377,31 @@ func (h *Hub) Close() error {
 	}
 	h.mu.RUnlock()
 	h.wg.Wait()
+	h.marks.close()
+	if h.cl != nil {
+		h.cl.close()
+	}
+	h.seen.close()
 	return nil
+}
+
+// ClusterStats returns the node's routing counters; zero but for Node and
+// Nodes on a single node.
+func (h *Hub) ClusterStats() ClusterStats {
+	if h.cl == nil {
+		return ClusterStats{Node: h.node, Nodes: 1}
+	}
+	return h.cl.stats()
+}
+
+// Node returns this node's id; every connection id starts with it.
+func (h *Hub) Node() string { return h.node }
+
+// members returns how many local connections joined room.
+func (h *Hub) members(room string) int {
+	h.mu.RLock()
+	defer h.mu.RUnlock()
+	return len(h.rooms[room])
 }
 
 type noMetrics struct{}
@@ -279,6 +411,7 @@ func (noMetrics) ConnClosed()                         {}
 func (noMetrics) MessageIn(bool)                      {}
 func (noMetrics) MessagesOut(int)                     {}
 func (noMetrics) Committed(int, time.Duration, error) {}
+func (noMetrics) BrokerReceived(int)                  {}
 
 // rawNull is the JSON a message without data carries.
 var rawNull = json.RawMessage("null")
@@ -297,17 +430,4 @@ func (h *Hub) Range(f func(c *Conn) bool) {
 			return
 		}
 	}
-}
-
-// Presence is a user's online state as this hub knows it.
-type Presence struct {
-	Connections int       // live connections
-	LastSeen    time.Time // when the user's last connection closed; zero if never (since start)
-}
-
-// Presence returns user's presence.
-func (h *Hub) Presence(user string) Presence {
-	h.mu.RLock()
-	defer h.mu.RUnlock()
-	return Presence{Connections: len(h.users[user]), LastSeen: h.lastSeen[user]}
 }

@@ -45,3 +45,14 @@ func randomID() string {
 	_, _ = rand.Read(b[:])
 	return idEncoding.EncodeToString(b[:])
 }
+
+// nodeIDLen is the length of a node id.
+const nodeIDLen = 8
+
+// newNodeID returns a random node id: 8 characters from 5 random bytes,
+// chosen at each start, so a restarted node is a new node.
+func newNodeID() string {
+	var b [5]byte
+	_, _ = rand.Read(b[:])
+	return idEncoding.EncodeToString(b[:])
+}

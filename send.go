@@ -2,8 +2,11 @@ package courier
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"strings"
 	"time"
+	"unicode/utf8"
 )
 
 // An Outgoing is a message to send: to a user, to one connection
@@ -64,11 +67,24 @@ func (h *Hub) Post(o Outgoing, done func(Receipt, error)) {
 	msg := Message{ID: h.ids.next(), From: o.From, To: o.To, Room: o.Room, Event: o.Event, Data: o.Data, Time: Now()}
 	if o.Volatile {
 		h.metrics.MessageIn(false)
+		if id, ok := ConnTarget(o.To); ok && h.cl != nil && nodeOf(id) != h.node {
+			h.cl.sendConn(id, msg, done)
+			return
+		}
 		n, err := h.deliverVolatile(&o, msg)
 		done(Receipt{ID: msg.ID, Delivered: n}, err)
 		return
 	}
 	h.metrics.MessageIn(true)
+	if c := o.Origin; c != nil {
+		c.sent(msg.ID, done)
+		done = func(r Receipt, err error) {
+			// A gap-filling replay may have acked it already, in its place.
+			if ack := c.takeSent(msg.ID); ack != nil {
+				ack(r, err)
+			}
+		}
+	}
 	p := &pending{env: Envelope{Message: msg, Key: o.Key, NoSenderCopy: o.Label}, out: &o, done: done}
 	select {
 	case h.commits <- p:
@@ -78,16 +94,33 @@ func (h *Hub) Post(o Outgoing, done func(Receipt, error)) {
 }
 
 // Send is Post that waits for the receipt, for callers outside a connection
-// such as the server API or a Go program embedding the hub.
+// such as the server API or a Go program embedding the hub. On a cluster,
+// Delivered counts the recipient's connections on every node.
 func (h *Hub) Send(ctx context.Context, o Outgoing) (Receipt, error) {
 	type result struct {
 		r   Receipt
 		err error
 	}
 	ch := make(chan result, 1)
+	remote := make(chan int, 1)
+	_, isConn := ConnTarget(o.To)
+	if h.cl != nil && !isConn && (o.To != "" || o.Room != "") {
+		// The nodes holding the recipient count their connections while
+		// the message is stored; each of them then gets it.
+		go func() { remote <- h.cl.count(ctx, o.To, o.Room) }()
+	} else {
+		remote <- 0
+	}
 	h.Post(o, func(r Receipt, err error) { ch <- result{r, err} })
 	select {
 	case res := <-ch:
+		if res.err == nil && !res.r.Duplicate {
+			select {
+			case n := <-remote:
+				res.r.Delivered += n
+			case <-ctx.Done():
+			}
+		}
 		return res.r, res.err
 	case <-ctx.Done():
 		return Receipt{}, ctx.Err()
@@ -107,6 +140,17 @@ func (h *Hub) check(o *Outgoing) error {
 	}
 	if o.Label && o.From == "" {
 		o.From = "system"
+	}
+	// Stores keep text: a NUL or broken UTF-8 in these would be refused
+	// there, failing the whole group commit it rode in.
+	if o.Label && !ValidUser(o.From) {
+		return fmt.Errorf("%w: invalid from label (1 to 128 bytes of UTF-8, no control characters)", ErrBadRequest)
+	}
+	if !plainText(o.Event) {
+		return fmt.Errorf("%w: event must be UTF-8 without NUL", ErrBadRequest)
+	}
+	if !plainText(o.Key) {
+		return fmt.Errorf("%w: key must be UTF-8 without NUL", ErrBadRequest)
 	}
 	switch {
 	case o.Room != "" && o.To != "":
@@ -137,12 +181,18 @@ func (h *Hub) check(o *Outgoing) error {
 	return nil
 }
 
+// plainText reports whether s is valid UTF-8 without NUL bytes.
+func plainText(s string) bool {
+	return utf8.ValidString(s) && strings.IndexByte(s, 0) < 0
+}
+
 // deliverVolatile hands a live-only message to the connections it is for.
 func (h *Hub) deliverVolatile(o *Outgoing, msg Message) (int, error) {
 	d := &Delivery{Message: msg}
 	var targets []*Conn
+	id, isConn := ConnTarget(o.To)
 	h.mu.RLock()
-	switch id, isConn := ConnTarget(o.To); {
+	switch {
 	case o.Room != "":
 		targets = h.rooms[o.Room]
 	case isConn:
@@ -153,7 +203,7 @@ func (h *Hub) deliverVolatile(o *Outgoing, msg Message) (int, error) {
 		targets = h.users[o.To]
 	}
 	h.mu.RUnlock()
-	if _, isConn := ConnTarget(o.To); isConn && len(targets) == 0 {
+	if isConn && len(targets) == 0 {
 		return 0, fmt.Errorf("%w: no connection %s", ErrNotFound, o.To)
 	}
 	n := 0
@@ -164,6 +214,14 @@ func (h *Hub) deliverVolatile(o *Outgoing, msg Message) (int, error) {
 		}
 	}
 	h.metrics.MessagesOut(n)
+	if h.cl != nil {
+		switch {
+		case o.Room != "":
+			h.cl.publish(roomTopic(o.Room), &packet{kind: pktVolatile, msg: msg})
+		case !isConn:
+			h.cl.publish(userTopic(o.To), &packet{kind: pktVolatile, msg: msg})
+		}
+	}
 	return n, nil
 }
 
@@ -200,20 +258,35 @@ func (h *Hub) committer() {
 		for _, p := range batch {
 			envs = append(envs, &p.env)
 		}
-		start := time.Now()
-		err := h.store.Append(context.Background(), envs)
-		h.metrics.Committed(len(batch), time.Since(start), err)
-		if err != nil {
-			h.log.Error("store batch failed", "messages", len(batch), "err", err)
-			for _, p := range batch {
-				p.done(Receipt{}, fmt.Errorf("store message %s: %w", p.env.ID, err))
-			}
-		} else {
-			for _, p := range batch {
-				h.route(p)
-			}
-		}
+		h.commit(batch, envs)
 		clear(batch)
+	}
+}
+
+// commit stores a batch and routes it. A batch the store refuses as a bad
+// request is stored again one message at a time, so that one bad message
+// cannot fail the others it was grouped with.
+func (h *Hub) commit(batch []*pending, envs []*Envelope) {
+	start := time.Now()
+	err := h.store.Append(context.Background(), envs)
+	h.metrics.Committed(len(batch), time.Since(start), err)
+	if err == nil {
+		for _, p := range batch {
+			h.route(p)
+		}
+		return
+	}
+	if errors.Is(err, ErrBadRequest) && len(batch) > 1 {
+		for i := range batch {
+			h.commit(batch[i:i+1], envs[i:i+1])
+		}
+		return
+	}
+	if !errors.Is(err, ErrBadRequest) {
+		h.log.Error("store batch failed", "messages", len(batch), "err", err)
+	}
+	for _, p := range batch {
+		p.done(Receipt{}, fmt.Errorf("store message %s: %w", p.env.ID, err))
 	}
 }
 
@@ -224,6 +297,9 @@ func (h *Hub) route(p *pending) {
 		n := 0
 		if !e.Duplicate {
 			n = h.deliverRoom(e, o.Origin)
+			if h.cl != nil {
+				h.cl.publish(roomTopic(e.Room), &packet{kind: pktRoom, msg: withSeq(e.Message, e.ToSeq)})
+			}
 		}
 		p.done(Receipt{ID: e.ID, Seq: e.ToSeq, Delivered: n, Duplicate: e.Duplicate}, nil)
 		return
@@ -234,6 +310,23 @@ func (h *Hub) route(p *pending) {
 	}
 	if !e.Duplicate {
 		receipt.Delivered = h.deliverInbox(e.To, e.ToSeq, e.Message, o.Origin, nil)
+		m := withSeq(e.Message, e.ToSeq)
+		offline := h.offline != nil && receipt.Delivered == 0 && e.From != e.To
+		switch {
+		case h.cl != nil && offline:
+			h.cl.publishInboxAsking(e.To, m, func(online bool) {
+				if !online {
+					h.offline(e.To, m)
+				}
+			})
+		case h.cl != nil:
+			h.cl.publishInbox(e.To, m)
+		case offline:
+			h.offline(e.To, m)
+		}
+		if h.cl != nil && !e.NoSenderCopy && e.From != e.To {
+			h.cl.publishInbox(e.From, withSeq(e.Message, e.FromSeq))
+		}
 	}
 	ack := func() { p.done(receipt, nil) }
 	switch {

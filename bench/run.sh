@@ -15,7 +15,11 @@
 # (extra `courier serve` flags, e.g. "--rate -1"), TIMEOUT (seconds for the
 # bench, default 900), WAIT_QUIET (how long courier-bench first waits for an
 # idle machine, default 60s), KEEP_LOG=1 keeps the server log (path on
-# stderr).
+# stderr), COURIER_BIN and BENCH_BIN (prebuilt binaries to run instead of
+# building this checkout's: for a series of runs that must all measure the
+# same build while the tree changes), PROFILE=FILE (courier only: serve
+# --pprof-addr on a free port, and courier-bench saves the server's CPU
+# profile over the sending time of a dm or room run to FILE).
 set -euo pipefail
 
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -48,7 +52,16 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-(cd "$root" && go build -o "$work/courier" ./cmd/courier && go build -o "$work/courier-bench" ./cmd/courier-bench)
+if [ -n "${COURIER_BIN:-}" ]; then
+	cp "$COURIER_BIN" "$work/courier"
+else
+	(cd "$root" && go build -o "$work/courier" ./cmd/courier)
+fi
+if [ -n "${BENCH_BIN:-}" ]; then
+	cp "$BENCH_BIN" "$work/courier-bench"
+else
+	(cd "$root" && go build -o "$work/courier-bench" ./cmd/courier-bench)
+fi
 
 # Both sides may use every descriptor the hard limit allows.
 ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
@@ -60,8 +73,10 @@ case "$target" in
 courier)
 	# courier serve raises GOMAXPROCS to 2 itself (see docs/benchmarks.md).
 	# shellcheck disable=SC2086 # SERVER_ARGS is a list of flags
+	pprof_args=()
+	[ -n "${PROFILE:-}" ] && pprof_args=(--pprof-addr 127.0.0.1:0)
 	GOMAXPROCS=1 taskset -c "$server_cpu" "$work/courier" serve --addr 127.0.0.1:0 --data "$work/data" \
-		--jwt-secret "$secret" --api-key "$apikey" ${SERVER_ARGS:-} >"$work/server.log" 2>&1 &
+		--jwt-secret "$secret" --api-key "$apikey" "${pprof_args[@]}" ${SERVER_ARGS:-} >"$work/server.log" 2>&1 &
 	;;
 socketio)
 	peer="$root/bench/peers/socketio"
@@ -92,10 +107,20 @@ if [ -z "$addr" ]; then
 fi
 echo "run.sh: courier serve pid $srv_pid on $addr (cpu $server_cpu); courier-bench on cpu $bench_cpu: $*" >&2
 
+prof_args=()
+if [ -n "${PROFILE:-}" ] && [ "$target" = courier ]; then
+	pp=$(grep -o 'pprof on http://[0-9.]*:[0-9]*' "$work/server.log" | head -n1 | cut -d/ -f3 || true)
+	if [ -z "$pp" ]; then
+		echo "run.sh: PROFILE: the server did not log its pprof address" >&2
+		exit 1
+	fi
+	prof_args=(--server-pprof "$pp" --server-profile "$PROFILE")
+fi
+
 rc=0
 GOMAXPROCS=1 timeout --signal=INT --kill-after=30 "$timeout_s" \
 	taskset -c "$bench_cpu" "$work/courier-bench" --target "$target" --url "ws://$addr" --secret "$secret" --api-key "$apikey" \
-	--pid "$srv_pid" --timeout "$((timeout_s - 10))s" --wait-quiet "${WAIT_QUIET:-60s}" "$@" >"$work/out.json" || rc=$?
+	--pid "$srv_pid" --timeout "$((timeout_s - 10))s" --wait-quiet "${WAIT_QUIET:-60s}" "${prof_args[@]}" "$@" >"$work/out.json" || rc=$?
 
 stop_server
 if grep -qE 'level=(WARN|ERROR)' "$work/server.log"; then

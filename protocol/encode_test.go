@@ -174,6 +174,26 @@ func TestAppendStringRandom(t *testing.T) {
 
 var tsRE = regexp.MustCompile(`^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$`)
 
+// TestAppendTimeFormat holds the digit-by-digit formatter to time's own,
+// over random instants and the edges of its range.
+func TestAppendTimeFormat(t *testing.T) {
+	rng := rand.New(rand.NewPCG(1, 2))
+	times := []time.Time{
+		{}, time.Unix(0, 0), time.Date(9999, 12, 31, 23, 59, 59, 999_999_999, time.UTC),
+		time.Date(10000, 1, 1, 0, 0, 0, 0, time.UTC), time.Date(-1, 1, 1, 0, 0, 0, 0, time.UTC),
+		time.Date(0, 1, 1, 0, 0, 0, 0, time.UTC), time.Date(1, 2, 3, 4, 5, 6, 7, time.FixedZone("Y", 3600)),
+	}
+	for range 100000 {
+		times = append(times, time.Unix(rng.Int64N(400_000_000_000)-62_000_000_000, rng.Int64N(1e9)))
+	}
+	for _, tt := range times {
+		want := `"` + tt.UTC().Format(protocol.TimeFormat) + `"`
+		if got := string(protocol.AppendTime(nil, tt)); got != want {
+			t.Fatalf("AppendTime(%v) = %s, want %s", tt, got, want)
+		}
+	}
+}
+
 func TestAppendTime(t *testing.T) {
 	loc := time.FixedZone("X", -7*3600-30*60)
 	tests := []struct {

@@ -25,6 +25,15 @@ const (
 // become base64 strings (as encoding/json writes []byte); map keys must be
 // strings; NaN and infinities are refused, as JSON has none.
 func MsgpackToJSON(b []byte) ([]byte, error) {
+	if out, ok := appendMsgpackAsJSON(make([]byte, 0, len(b)+len(b)/4+16), b); ok {
+		return out, nil
+	}
+	return msgpackToJSONGeneral(b)
+}
+
+// msgpackToJSONGeneral is MsgpackToJSON for any value, through interface
+// values and encoding/json.
+func msgpackToJSONGeneral(b []byte) ([]byte, error) {
 	if err := checkMsgpack(b); err != nil {
 		return nil, err
 	}
@@ -119,8 +128,31 @@ func jsonable(v any, depth int) (any, error) {
 }
 
 // JSONToMsgpack converts one JSON value into MessagePack. Integers stay
-// integers; other numbers become float64.
+// integers (the smallest int that holds them); other numbers become
+// float64. Object keys keep their JSON order where the direct converter
+// (msgpack_fast.go) handles the value, and are unordered otherwise.
 func JSONToMsgpack(b []byte) ([]byte, error) {
+	return AppendJSONToMsgpack(nil, b)
+}
+
+// AppendJSONToMsgpack is JSONToMsgpack appending to dst.
+func AppendJSONToMsgpack(dst, b []byte) ([]byte, error) {
+	if dst == nil {
+		dst = make([]byte, 0, len(b))
+	}
+	if out, ok := appendJSONAsMsgpack(dst, b); ok {
+		return out, nil
+	}
+	mp, err := jsonToMsgpackGeneral(b)
+	if err != nil {
+		return nil, err
+	}
+	return append(dst, mp...), nil
+}
+
+// jsonToMsgpackGeneral is JSONToMsgpack for any value, through interface
+// values and the msgpack library's encoder.
+func jsonToMsgpackGeneral(b []byte) ([]byte, error) {
 	dec := json.NewDecoder(bytes.NewReader(b))
 	dec.UseNumber()
 	var v any

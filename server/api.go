@@ -19,6 +19,7 @@ func (s *Server) routes() *http.ServeMux {
 	mux.HandleFunc("POST /api/publish", s.api(s.apiMessage(true)))
 	mux.HandleFunc("GET /api/presence", s.api(s.apiPresence))
 	mux.HandleFunc("POST /api/disconnect", s.api(s.apiDisconnect))
+	mux.HandleFunc("GET /api/history", s.api(s.apiHistory))
 	mux.HandleFunc("/api/", s.api(func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, protocol.CodeNotFound, "no such API endpoint or method: "+r.Method+" "+r.URL.Path)
 	}))
@@ -162,7 +163,12 @@ func (s *Server) apiPresence(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, protocol.CodeBadRequest, "missing or invalid user")
 		return
 	}
-	p := s.hub.Presence(user)
+	p, err := s.hub.Presence(r.Context(), user)
+	if err != nil {
+		s.log.Error("presence", "user", user, "err", err)
+		writeError(w, http.StatusInternalServerError, protocol.CodeInternal, "could not read presence")
+		return
+	}
 	out := map[string]any{"online": p.Connections > 0, "connections": p.Connections, "lastSeen": nil}
 	if !p.LastSeen.IsZero() {
 		out["lastSeen"] = p.LastSeen.UTC().Format(protocol.TimeFormat)
@@ -181,7 +187,7 @@ func (s *Server) apiDisconnect(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, protocol.CodeBadRequest, "missing or invalid user")
 		return
 	}
-	n := s.hub.Disconnect(req.User, courier.CloseDisconnected, "disconnected by the server")
+	n := s.hub.Disconnect(r.Context(), req.User, courier.CloseDisconnected, "disconnected by the server")
 	writeJSON(w, map[string]any{"disconnected": n})
 }
 

@@ -47,9 +47,9 @@ func deflateFrame(payload []byte) []byte {
 
 // encodeMessageDeflate is encodeMessage for connections that negotiated
 // permessage-deflate.
-func encodeMessageDeflate(m *courier.Message) []byte {
+func encodeMessageDeflate(d *courier.Delivery) []byte {
 	buf := bufPool.Get().(*[]byte)
-	payload := appendMessageJSON((*buf)[:0], m)
+	payload := appendDeliveryJSON((*buf)[:0], d)
 	f := deflateFrame(payload)
 	*buf = payload
 	bufPool.Put(buf)

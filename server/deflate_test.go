@@ -1,7 +1,12 @@
 package server_test
 
 import (
+	"bufio"
 	"context"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
 	"strings"
 	"testing"
 	"time"
@@ -52,5 +57,57 @@ func TestPermessageDeflate(t *testing.T) {
 		}
 		ws.CloseNow()
 		cancel()
+	}
+}
+
+// The server really compresses what it sends to a client that negotiated
+// permessage-deflate: the frame of a large message has RSV1 set.
+func TestDeflateCompressesDeliveries(t *testing.T) {
+	n := start(t, "", func(c *server.Config) { c.Compression = true })
+	conn, err := net.Dial("tcp", strings.TrimPrefix(n.url, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	_ = conn.SetDeadline(time.Now().Add(10 * time.Second))
+	fmt.Fprintf(conn, "GET /ws?token=%s HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"+
+		"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n"+
+		"Sec-WebSocket-Extensions: permessage-deflate; client_no_context_takeover\r\n\r\n", token(t, "bob"))
+	br := bufio.NewReader(conn)
+	resp, err := http.ReadResponse(br, nil)
+	if err != nil || resp.StatusCode != http.StatusSwitchingProtocols {
+		t.Fatalf("upgrade: %v %v", resp, err)
+	}
+	alice := n.dial("alice")
+	alice.send(`{"type":"send","id":"1","to":"bob","data":"` + strings.Repeat("compressible text ", 500) + `"}`)
+	alice.expect("ack")
+	for {
+		var h [2]byte
+		if _, err := io.ReadFull(br, h[:]); err != nil {
+			t.Fatal(err)
+		}
+		size := int(h[1] & 0x7f)
+		switch size {
+		case 126:
+			var ext [2]byte
+			_, _ = io.ReadFull(br, ext[:])
+			size = int(ext[0])<<8 | int(ext[1])
+		case 127:
+			var ext [8]byte
+			_, _ = io.ReadFull(br, ext[:])
+			size = int(ext[6])<<8 | int(ext[7]) // small enough here
+		}
+		if _, err := io.CopyN(io.Discard, br, int64(size)); err != nil {
+			t.Fatal(err)
+		}
+		if size > 1000 || h[0]&0x40 != 0 { // the message, not the welcome
+			if h[0]&0x40 == 0 {
+				t.Fatalf("a %d-byte message frame went out uncompressed", size)
+			}
+			if size > 2000 {
+				t.Fatalf("compressed frame of %d bytes for 9,000 compressible bytes", size)
+			}
+			return
+		}
 	}
 }

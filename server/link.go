@@ -73,16 +73,16 @@ func appendFrame(b []byte, op byte, payload []byte) []byte {
 
 // encodeMessage is the encoder a Delivery caches: the whole frame, so every
 // receiving connection writes the same bytes.
-func encodeMessage(m *courier.Message) []byte {
+func encodeMessage(d *courier.Delivery) []byte {
 	buf := bufPool.Get().(*[]byte)
-	payload := appendMessageJSON((*buf)[:0], m)
+	payload := appendDeliveryJSON((*buf)[:0], d)
 	f := frame(payload)
 	*buf = payload
 	bufPool.Put(buf)
 	return f
 }
 
-var appendMessageJSON = protocol.AppendMessage
+var appendDeliveryJSON = protocol.AppendDelivery
 
 var bufPool = sync.Pool{New: func() any { b := make([]byte, 0, 512); return &b }}
 

@@ -7,6 +7,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/courier-im/courier/webhook"
 )
 
 // Metrics is the Prometheus instrumentation of a server and its hub: pass
@@ -24,6 +26,9 @@ type Metrics struct {
 	commitErrors  prometheus.Counter
 	slowConsumers prometheus.Counter
 	rejected      prometheus.Counter
+	brokerIn      prometheus.Counter
+	brokerOut     prometheus.Counter
+	unrouted      prometheus.Counter
 }
 
 // NewMetrics registers courier's metrics with reg; with a nil reg it makes a
@@ -50,6 +55,12 @@ func NewMetrics(reg *prometheus.Registry) *Metrics {
 		slowConsumers: prometheus.NewCounter(prometheus.CounterOpts{Name: "courier_slow_consumers_total", Help: "Connections closed for falling behind."}),
 		rejected:      prometheus.NewCounter(prometheus.CounterOpts{Name: "courier_connections_rejected_total", Help: "Upgrades refused at the connection limit."}),
 	}
+	m.brokerIn = prometheus.NewCounter(prometheus.CounterOpts{Name: "courier_broker_messages_received_total", Help: "Messages received from other nodes through the broker."})
+	m.brokerOut = prometheus.NewCounter(prometheus.CounterOpts{Name: "courier_broker_deliveries_total", Help: "Connections that messages from other nodes were handed to."})
+	m.unrouted = prometheus.NewCounter(prometheus.CounterOpts{Name: "courier_broker_unrouted_total", Help: "Messages received from other nodes for which this node held no connection."})
+	f(m.brokerIn)
+	f(m.brokerOut)
+	f(m.unrouted)
 	f(m.connsOpened)
 	f(m.framesIn)
 	f(m.frameErrors)
@@ -93,4 +104,28 @@ func (m *Metrics) Committed(batch int, took time.Duration, err error) {
 	}
 	m.commitSeconds.Observe(took.Seconds())
 	m.commitBatch.Observe(float64(batch))
+}
+
+// BrokerReceived implements courier.Metrics.
+func (m *Metrics) BrokerReceived(n int) {
+	m.brokerIn.Inc()
+	m.brokerOut.Add(float64(n))
+	if n == 0 {
+		m.unrouted.Inc()
+	}
+}
+
+// Webhook exports the offline webhook's counters, read from stats.
+func (m *Metrics) Webhook(stats func() webhook.Stats) {
+	counter := func(name, help string, v func(webhook.Stats) uint64) {
+		m.reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{Name: name, Help: help},
+			func() float64 { return float64(v(stats())) }))
+	}
+	m.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "courier_webhook_pending", Help: "Webhook notifications waiting, in flight or waiting for a retry."},
+		func() float64 { return float64(stats().Pending) }))
+	counter("courier_webhook_delivered_total", "Webhook notifications the endpoint accepted.", func(s webhook.Stats) uint64 { return s.Delivered })
+	counter("courier_webhook_retries_total", "Webhook attempts that were retries.", func(s webhook.Stats) uint64 { return s.Retries })
+	counter("courier_webhook_failed_total", "Webhook notifications that ran out of attempts.", func(s webhook.Stats) uint64 { return s.Failed })
+	counter("courier_webhook_rejected_total", "Webhook notifications the endpoint refused for good (4xx).", func(s webhook.Stats) uint64 { return s.Rejected })
+	counter("courier_webhook_dropped_total", "Webhook notifications dropped because the queue was full.", func(s webhook.Stats) uint64 { return s.Dropped })
 }

@@ -25,20 +25,26 @@ func TestMessagePackSubprotocol(t *testing.T) {
 	if got := resp.Header.Get("Sec-WebSocket-Protocol"); got != protocol.SubprotocolMsgpack {
 		t.Fatalf("subprotocol %q", got)
 	}
+	var receipts []map[string]any
 	read := func() map[string]any {
 		t.Helper()
-		mt, b, err := ws.Read(ctx)
-		if err != nil {
-			t.Fatal(err)
+		for {
+			mt, b, err := ws.Read(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if mt != websocket.MessageBinary {
+				t.Fatalf("frame type %v, want binary", mt)
+			}
+			var m map[string]any
+			if err := msgpack.Unmarshal(b, &m); err != nil {
+				t.Fatal(err)
+			}
+			if m["type"] != "receipt" {
+				return m
+			}
+			receipts = append(receipts, m) // checked below
 		}
-		if mt != websocket.MessageBinary {
-			t.Fatalf("frame type %v, want binary", mt)
-		}
-		var m map[string]any
-		if err := msgpack.Unmarshal(b, &m); err != nil {
-			t.Fatal(err)
-		}
-		return m
 	}
 	write := func(v any) {
 		t.Helper()
@@ -66,6 +72,13 @@ func TestMessagePackSubprotocol(t *testing.T) {
 	bob.send(`{"type":"send","id":"2","to":"alice","data":{"big":12345678901,"f":0.25}}`)
 	bob.expect("ack")
 	got := read()
+	// The delivered receipt of message 1 comes when the store has marked
+	// it, before or after bob's reply: if it came, it decodes as one.
+	for _, r := range receipts {
+		if r["status"] != "delivered" || r["by"] != "bob" || r["msg"] == "" {
+			t.Fatalf("receipt in MessagePack %v", r)
+		}
+	}
 	gd := got["data"].(map[string]any)
 	if got["type"] != "message" || got["from"] != "bob" || gd["f"] != 0.25 {
 		t.Fatalf("msgpack side got %v", got)

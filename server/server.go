@@ -106,6 +106,8 @@ type Server struct {
 	hub      *courier.Hub
 	log      *slog.Logger
 	engine   *nbhttp.Engine
+	exec     *executor
+	started  time.Time // when the poller was started
 	upgrader *websocket.Upgrader
 	metrics  *Metrics
 	mux      *http.ServeMux
@@ -128,7 +130,9 @@ func New(cfg Config) (*Server, error) {
 		s.metrics = NewMetrics(nil)
 	}
 	setNBIOLogger(s.log)
+	s.exec = newExecutor()
 	s.engine = nbhttp.NewEngine(nbhttp.Config{
+		ServerExecutor:          s.exec.run,
 		NPoller:                 runtime.GOMAXPROCS(0),
 		ReleaseWebsocketPayload: true,
 		ReadBufferSize:          16 << 10,
@@ -142,8 +146,10 @@ func New(cfg Config) (*Server, error) {
 		}
 	})
 	if err := s.engine.Start(); err != nil {
+		s.exec.close()
 		return nil, fmt.Errorf("start poller: %w", err)
 	}
+	s.started = time.Now()
 	s.upgrader = s.newUpgrader()
 	s.mux = s.routes()
 	for range max(1, runtime.GOMAXPROCS(0)) {
@@ -190,7 +196,13 @@ func (s *Server) Close() error {
 	}
 	close(s.stop)
 	s.workers.Wait()
+	// nbio's pollers clear their stop flag when their loop begins: a Stop
+	// that comes first is lost, and Stop then waits forever on a poller
+	// spinning on its wake-up event. Give a poller started just now time to
+	// get going (only servers closed right after they start ever wait).
+	time.Sleep(time.Until(s.started.Add(100 * time.Millisecond)))
 	s.engine.Stop()
+	s.exec.close()
 	return nil
 }
 

@@ -93,11 +93,27 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 	// nbio set the keepalive deadline on the conn it was handed, not on the
 	// poller's; a client that never sends must still time out.
 	_ = raw.SetReadDeadline(time.Now().Add(s.upgrader.KeepaliveTime))
-	l := &link{srv: s, ws: ws, raw: raw, flusher: s.flushers[s.nextFl.Add(1)%uint32(len(s.flushers))], deflate: ws.CompressionEnabled(), msgpack: ws.Subprotocol() == protocol.SubprotocolMsgpack}
+	l := &link{srv: s, ws: ws, raw: raw, flusher: s.flushers[s.nextFl.Add(1)%uint32(len(s.flushers))], deflate: s.cfg.Compression && offersDeflate(r), msgpack: ws.Subprotocol() == protocol.SubprotocolMsgpack}
 	l.conn = s.hub.NewConn(id, l)
 	ws.SetSession(l)
 	l.reply(func(b []byte) []byte { return protocol.AppendWelcome(b, id.User, l.conn.ID()) })
 	s.hub.Attach(l.conn, since)
+}
+
+// offersDeflate reports whether the client offered permessage-deflate, which
+// the upgrader then accepted (it accepts any offer when compression is on).
+// nbio's CompressionEnabled says whether the last message read was
+// compressed, not whether the connection negotiated it.
+func offersDeflate(r *http.Request) bool {
+	for _, h := range r.Header.Values("Sec-Websocket-Extensions") {
+		for _, ext := range strings.Split(h, ",") {
+			name, _, _ := strings.Cut(ext, ";")
+			if strings.TrimSpace(name) == "permessage-deflate" {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 func parseUint(v string) (uint64, bool) {
@@ -124,8 +140,10 @@ func (s *Server) onClose(ws *websocket.Conn, _ error) {
 		return
 	}
 	l.closing.Store(true)
-	s.hub.Detach(l.conn)
+	// The slot frees first: once the hub no longer counts the connection,
+	// the limit must not count it either.
 	s.conns.Add(-1)
+	s.hub.Detach(l.conn)
 }
 
 // onMessage handles one client frame. nbio runs it on a worker, one frame at
@@ -270,6 +288,8 @@ func (s *Server) handle(l *link, f *protocol.Frame) {
 			return append(b, '}')
 		})
 	default:
-		l.fail(protocol.Errorf(f.ID, protocol.CodeBadRequest, "%s is not available on this server yet", f.Type))
+		if !s.handleQuery(l, f) {
+			l.fail(protocol.Errorf(f.ID, protocol.CodeBadRequest, "%s is not available on this server", f.Type))
+		}
 	}
 }

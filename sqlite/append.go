@@ -47,6 +47,18 @@ type batchState struct {
 	keys         []keyPair
 	found        map[keyPair]result // keys stored before this batch
 	first        map[keyPair]int    // first envelope of each key in this batch
+	convs        []convRow          // conversations the batch adds to
+	convAt       map[convKey]int    // index in convs
+	ids          []string           // MarkDelivered's ids
+}
+
+// convKey is a conversation: an inbox's uid and its peer's.
+type convKey struct{ uid, peer int64 }
+
+// convRow is the newest message a batch adds to a conversation.
+type convRow struct {
+	convKey
+	seq, msg int64
 }
 
 func (b *batchState) reset(n int) {
@@ -56,13 +68,14 @@ func (b *batchState) reset(n int) {
 	clear(b.rooms)
 	clear(b.msgs)
 	clear(b.keys)
-	b.users, b.rooms, b.msgs, b.keys = b.users[:0], b.rooms[:0], b.msgs[:0], b.keys[:0]
+	b.users, b.rooms, b.msgs, b.keys, b.convs = b.users[:0], b.rooms[:0], b.msgs[:0], b.keys[:0], b.convs[:0]
 	b.inbox, b.rmsgs = b.inbox[:0], b.rmsgs[:0]
 	if b.found == nil {
-		b.found, b.first = make(map[keyPair]result), make(map[keyPair]int)
+		b.found, b.first, b.convAt = make(map[keyPair]result), make(map[keyPair]int), make(map[convKey]int)
 	}
 	clear(b.found)
 	clear(b.first)
+	clear(b.convAt)
 }
 
 // Append stores batch in one transaction, in order, filling in ToSeq,
@@ -74,7 +87,7 @@ func (b *batchState) reset(n int) {
 // WithBusyTimeout).
 func (s *Store) Append(ctx context.Context, batch []*courier.Envelope) error {
 	for i, e := range batch {
-		if err := validate(e); err != nil {
+		if err := e.Check(); err != nil {
 			return fmt.Errorf("append batch: envelope %d: %w", i, err)
 		}
 	}
@@ -99,21 +112,7 @@ func (s *Store) Append(ctx context.Context, batch []*courier.Envelope) error {
 		e.ToSeq, e.FromSeq, e.Duplicate = uint64(r.toSeq), uint64(r.fromSeq), r.dup
 	}
 	s.heads.trim()
-	return nil
-}
-
-// validate rejects an envelope the schema could not hold meaningfully.
-func validate(e *courier.Envelope) error {
-	switch {
-	case e == nil:
-		return fmt.Errorf("%w: nil envelope", courier.ErrBadRequest)
-	case e.ID == "":
-		return fmt.Errorf("%w: empty message id", courier.ErrBadRequest)
-	case (e.To == "") == (e.Room == ""):
-		return fmt.Errorf("%w: message %s: want exactly one of To and Room", courier.ErrBadRequest, e.ID)
-	case e.Room == "" && !e.NoSenderCopy && e.From == "":
-		return fmt.Errorf("%w: message %s: empty From needs NoSenderCopy", courier.ErrBadRequest, e.ID)
-	}
+	s.idx.wake()
 	return nil
 }
 
@@ -148,6 +147,14 @@ func (s *Store) appendTx(ctx context.Context, batch []*courier.Envelope, b *batc
 			return fmt.Errorf("message %d (%s): %w", i, batch[i].ID, err)
 		}
 	}
+	// Before the inbox rows go in: their max(seq) finds the conversation
+	// entries to move. Then the new ones go in with the inbox rows.
+	if err := w.execRows(unlinkConvs, len(b.convs), b, bindConvKey); err != nil {
+		return err
+	}
+	for _, c := range b.convs {
+		b.inbox = append(b.inbox, c.uid, convPeer, c.seq, c.msg)
+	}
 	for _, ins := range []struct {
 		m    *multiRow
 		rows int
@@ -161,6 +168,23 @@ func (s *Store) appendTx(ctx context.Context, batch []*courier.Envelope, b *batc
 	} {
 		if err := w.execRows(ins.m, ins.rows, b, ins.bind); err != nil {
 			return err
+		}
+	}
+	// Delivered marks queued meanwhile commit with the batch
+	// (delivered.go); if the batch fails, they wait for the next.
+	marks := s.marks.take()
+	if len(marks) > 0 {
+		defer func() {
+			if err != nil {
+				s.marks.putBack(marks)
+				return
+			}
+			for _, r := range marks {
+				r.done = true
+			}
+		}()
+		if err := s.markRows(w, marks); err != nil {
+			return fmt.Errorf("delivered marks: %w", err)
 		}
 	}
 	if err := w.commit.exec(); err != nil {
@@ -201,6 +225,24 @@ func bindMsg(st *rawStmt, at int, b *batchState, i int) {
 	}
 	st.bindInt(at+9, r.toSeq)
 	st.bindInt(at+10, r.fromSeq)
+}
+
+func bindConvKey(st *rawStmt, at int, b *batchState, i int) {
+	st.bindInt(at, b.convs[i].uid)
+	st.bindInt(at+1, b.convs[i].peer)
+}
+
+// conv records that the message pk is at seq in the conversation of uid
+// with peer.
+func (b *batchState) conv(uid, peer, seq, pk int64) {
+	k := convKey{uid, peer}
+	i, ok := b.convAt[k]
+	if !ok {
+		i = len(b.convs)
+		b.convAt[k] = i
+		b.convs = append(b.convs, convRow{convKey: k})
+	}
+	b.convs[i].seq, b.convs[i].msg = seq, pk
 }
 
 var intBinders = [...]rowBinder{3: bindInts3, 4: bindInts4}
@@ -313,6 +355,7 @@ func (s *Store) plan(batch []*courier.Envelope, i int, b *batchState) error {
 		to.seq++
 		r.toSeq = to.seq
 		b.inbox = append(b.inbox, to.id, 0, r.toSeq, pk, to.id, from.id, r.toSeq, pk)
+		b.conv(to.id, from.id, r.toSeq, pk)
 		switch {
 		case e.NoSenderCopy:
 		case from == to:
@@ -321,6 +364,7 @@ func (s *Store) plan(batch []*courier.Envelope, i int, b *batchState) error {
 			from.seq++
 			r.fromSeq = from.seq
 			b.inbox = append(b.inbox, from.id, 0, r.fromSeq, pk, from.id, to.id, r.fromSeq, pk)
+			b.conv(from.id, to.id, r.fromSeq, pk)
 		}
 	}
 	b.msgs = append(b.msgs, msgRow{e: e, pk: pk, ts: r.ts, toSeq: r.toSeq, fromSeq: r.fromSeq})
@@ -377,3 +421,7 @@ func (s *Store) loadHead(st *rawStmt, name string) (*head, error) {
 	_, err := s.w.conn.queryInt(st, &hd.id, &hd.seq)
 	return hd, err
 }
+
+// convPeer is the peer of a user's conversation entries in inbox: one per
+// conversation, at the seq of its newest message (see schema/0004).
+const convPeer = -1

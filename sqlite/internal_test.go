@@ -3,9 +3,11 @@ package sqlite
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -72,21 +74,8 @@ func TestTwoStoresOneFile(t *testing.T) {
 // checks that version 2 keeps it: inboxes, seqs, keys.
 func TestMigrateFromV1(t *testing.T) {
 	dir := t.TempDir()
-	ms, err := migrations()
-	if err != nil {
-		t.Fatal(err)
-	}
-	c, err := openRaw(filepath.Join(dir, FileName), "", time.Second)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := c.exec("PRAGMA journal_mode = WAL"); err != nil {
-		t.Fatal(err)
-	}
-	if err := migrateTo(c, ms[:1]); err != nil {
-		t.Fatal(err)
-	}
-	err = c.exec(`
+	c := rawAtVersion(t, dir, 1)
+	err := c.exec(`
 		INSERT INTO messages (pk, id, sender, recipient, room, event, data, ts, sender_key, to_seq, from_seq) VALUES
 			(1, 'm1', 'ann', 'bo', '', 'message', '{}', 1, 'k1', 1, 1),
 			(2, 'm2', 'bo', 'ann', '', 'message', '{}', 2, NULL, 2, 2),
@@ -168,6 +157,10 @@ func TestBigTransaction(t *testing.T) {
 func TestWALBounded(t *testing.T) {
 	s := openTest(t, t.TempDir())
 	defer s.Close()
+	// The checkpoints alone: readers, such as the search indexer, hold
+	// snapshots that a checkpoint must leave in the WAL, so the WAL grows
+	// past the bound while they read.
+	s.idx.close()
 	pad := strings.Repeat("y", 12<<10) // 4 pages a message
 	ctx := context.Background()
 	var most int64
@@ -245,4 +238,147 @@ func walRemoved(t *testing.T, sync Synchronous) {
 	if _, err := os.Stat(s.Path() + "-wal"); err == nil {
 		t.Errorf("WAL left after Close")
 	}
+}
+
+// TestSearchIndexRebuilt checks that the search index, derived data in a
+// file of its own, is filled again from the messages when the file is
+// gone or of another version.
+func TestSearchIndexRebuilt(t *testing.T) {
+	dir := t.TempDir()
+	s := openTest(t, dir)
+	ctx := context.Background()
+	e := dmAt("m1", "ann", "bo", 1)
+	e.Data = json.RawMessage(`{"text":"pumpkin soup"}`)
+	if err := s.Append(ctx, []*courier.Envelope{e}); err != nil {
+		t.Fatal(err)
+	}
+	q, err := courier.ParseQuery("pumpkin")
+	if err != nil {
+		t.Fatal(err)
+	}
+	found := func(s *Store) {
+		t.Helper()
+		s.waitIndexed(t)
+		ms, err := s.Search(ctx, "bo", q, 10)
+		if err != nil || len(ms) != 1 || ms[0].ID != "m1" || ms[0].Seq != 1 {
+			t.Errorf("Search(bo, pumpkin) = %+v, %v; want m1 at seq 1", ms, err)
+		}
+	}
+	found(s)
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	for _, suffix := range []string{"", "-wal", "-shm"} {
+		if err := os.Remove(filepath.Join(dir, SearchFileName+suffix)); err != nil && !os.IsNotExist(err) {
+			t.Fatal(err)
+		}
+	}
+	s = openTest(t, dir)
+	found(s)
+	if _, err := s.search.Exec(`PRAGMA user_version = 99; UPDATE state SET indexed_pk = 12345`); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	s = openTest(t, dir)
+	defer s.Close()
+	found(s)
+	if n, err := s.idx.stats(); err != nil {
+		t.Errorf("indexer: %d runs, last error %v", n, err)
+	}
+}
+
+// TestMarksRideAlong checks that delivered marks queued while the writer
+// is busy commit with the next Append, and wait for the next transaction
+// when that Append fails.
+func TestMarksRideAlong(t *testing.T) {
+	s := openTest(t, t.TempDir())
+	defer s.Close()
+	ctx := context.Background()
+	appendOne := func(e *courier.Envelope) error { return s.Append(ctx, []*courier.Envelope{e}) }
+	if err := appendOne(dmAt("m1", "ann", "bo", 1)); err != nil {
+		t.Fatal(err)
+	}
+	req := &markReq{ids: []string{"m1", "nope"}}
+	s.marks.add(req)
+	if err := appendOne(dmAt("m2", "bo", "ann", 2)); err != nil {
+		t.Fatal(err)
+	}
+	s.mu.Lock()
+	done, out := req.done, req.out
+	s.mu.Unlock()
+	if want := []courier.FirstDelivery{{ID: "m1", From: "ann", To: "bo"}}; !done || !slices.Equal(out, want) {
+		t.Errorf("after an Append, the queued mark is done %v with %+v; want %+v", done, out, want)
+	}
+	req2 := &markReq{ids: []string{"m2"}}
+	s.marks.add(req2)
+	if err := appendOne(dmAt("m1", "cy", "di", 3)); err == nil {
+		t.Fatal("Append of a stored id succeeded")
+	}
+	if req2.done || len(s.marks.pending) != 1 {
+		t.Fatalf("after a failed Append: done %v, %d queued; want the mark queued again", req2.done, len(s.marks.pending))
+	}
+	got, err := s.MarkDelivered(ctx, []string{"m2", "m1"})
+	if err != nil || len(got) != 0 || !req2.done || len(req2.out) != 1 || req2.out[0].ID != "m2" {
+		t.Errorf("MarkDelivered = %+v, %v; queued mark %+v; want none, and m2 to the queued one", got, err, req2)
+	}
+}
+
+// TestUpgradeFromVersion3 checks that a database of schema version 3, with
+// messages, gets their conversation entries (in the migration) and their
+// search rows (from the indexer), and goes on from there.
+func TestUpgradeFromVersion3(t *testing.T) {
+	dir := t.TempDir()
+	c := rawAtVersion(t, dir, 3)
+	// Version 3 rows as its Append wrote them: ann -> bo, then bo -> ann.
+	err := c.exec(`INSERT INTO users (uid, name) VALUES (1, 'ann'), (2, 'bo');
+		INSERT INTO messages (pk, id, sender, recipient, event, data, ts, to_seq, from_seq) VALUES
+			(1, 'm1', 'ann', 'bo', 'message', '{"text":"historic pumpkin"}', 1, 1, 1),
+			(2, 'm2', 'bo', 'ann', 'message', '{"text":"old soup"}', 2, 2, 2);
+		INSERT INTO inbox (uid, peer, seq, msg) VALUES (2, 0, 1, 1), (2, 1, 1, 1), (1, 0, 1, 1), (1, 2, 1, 1),
+			(1, 0, 2, 2), (1, 2, 2, 2), (2, 0, 2, 2), (2, 1, 2, 2)`)
+	if err := errors.Join(err, c.close()); err != nil {
+		t.Fatal(err)
+	}
+	s := openTest(t, dir)
+	defer s.Close()
+	ctx := context.Background()
+	cs, err := s.Conversations(ctx, "bo", 10)
+	if err != nil || len(cs) != 1 || cs[0].With != "ann" || cs[0].Last.ID != "m2" || cs[0].Last.Seq != 2 || cs[0].Unread != 1 {
+		t.Errorf("Conversations(bo) after the upgrade = %+v, %v; want ann, m2 at 2, 1 unread", cs, err)
+	}
+	s.waitIndexed(t)
+	for _, c := range []struct{ user, q, want string }{{"bo", "pumpkin", "m1"}, {"ann", "historic", "m1"}, {"ann", "soup", "m2"}} {
+		q, _ := courier.ParseQuery(c.q)
+		if found, err := s.Search(ctx, c.user, q, 10); err != nil || len(found) != 1 || found[0].ID != c.want {
+			t.Errorf("Search(%s, %s) after the upgrade = %+v, %v; want %s", c.user, c.q, found, err, c.want)
+		}
+	}
+	e := dmAt("m3", "ann", "bo", 3)
+	if err := s.Append(ctx, []*courier.Envelope{e}); err != nil || e.ToSeq != 3 || e.FromSeq != 3 {
+		t.Errorf("Append after the upgrade: %v, seqs %d, %d; want 3, 3", err, e.ToSeq, e.FromSeq)
+	}
+	if cs, err := s.Conversations(ctx, "bo", 10); err != nil || len(cs) != 1 || cs[0].Last.ID != "m3" || cs[0].Unread != 2 {
+		t.Errorf("Conversations(bo) = %+v, %v; want m3, 2 unread", cs, err)
+	}
+}
+
+// rawAtVersion creates the database in dir at schema version v, in WAL
+// mode, and returns a connection to it.
+func rawAtVersion(t *testing.T, dir string, v int) *rawConn {
+	t.Helper()
+	ms, err := migrations()
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := openRaw(filepath.Join(dir, FileName), "", time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := errors.Join(c.exec("PRAGMA journal_mode = WAL"), migrateTo(c, ms[:v])); err != nil {
+		c.close()
+		t.Fatal(err)
+	}
+	return c
 }

@@ -3,8 +3,8 @@ package sqlite
 import (
 	"embed"
 	"fmt"
-	"io/fs"
-	"sort"
+
+	schemas "github.com/courier-im/courier/internal/migrations"
 )
 
 // schemaFS holds the migrations, schema/NNNN_name.sql: file i (from 1, in
@@ -15,22 +15,7 @@ import (
 var schemaFS embed.FS
 
 // migrations returns the SQL of each schema version, in order.
-func migrations() ([]string, error) {
-	names, err := fs.Glob(schemaFS, "schema/*.sql")
-	if err != nil {
-		return nil, err
-	}
-	sort.Strings(names)
-	out := make([]string, len(names))
-	for i, n := range names {
-		b, err := schemaFS.ReadFile(n)
-		if err != nil {
-			return nil, err
-		}
-		out[i] = string(b)
-	}
-	return out, nil
-}
+func migrations() ([]string, error) { return schemas.Read(schemaFS) }
 
 // migrate applies, each in its own transaction, the migrations the
 // database has not had yet, recording each in PRAGMA user_version. It

@@ -13,8 +13,11 @@ import (
 // readStmts are the statements of the read methods, prepared on the read
 // pool (database/sql prepares them again on each connection as needed).
 type readStmts struct {
-	inbox  *sql.Stmt
-	latest *sql.Stmt
+	inbox    *sql.Stmt
+	latest   *sql.Stmt
+	lastSeen *sql.Stmt
+	// history.go, search.go
+	history, roomHistory, conversations, horizon, uid *sql.Stmt
 }
 
 func (r *readStmts) prepare(ctx context.Context, db *sql.DB) error {
@@ -25,8 +28,14 @@ func (r *readStmts) prepare(ctx context.Context, db *sql.DB) error {
 		{&r.inbox, `SELECT i.seq, m.id, m.sender, m.recipient, m.room, m.event, m.data, m.ts
 			FROM users AS u JOIN inbox AS i ON i.uid = u.uid AND i.peer = 0 JOIN messages AS m ON m.pk = i.msg
 			WHERE u.name = ? AND i.seq > ? ORDER BY i.seq LIMIT ?`},
-		{&r.latest, `SELECT coalesce((SELECT max(seq) FROM inbox
-			WHERE uid = (SELECT uid FROM users WHERE name = ?) AND peer = 0), 0)`},
+		{&r.latest, `SELECT coalesce((SELECT max(expired_seq, coalesce((SELECT max(seq) FROM inbox AS i
+			WHERE i.uid = u.uid AND i.peer = 0), 0)) FROM users AS u WHERE name = ?), 0)`},
+		{&r.lastSeen, `SELECT ts FROM last_seen WHERE name = ?`},
+		{&r.history, sqlHistory},
+		{&r.roomHistory, sqlRoomHistory},
+		{&r.conversations, sqlConversations},
+		{&r.horizon, sqlHorizon},
+		{&r.uid, `SELECT uid FROM users WHERE name = ?`},
 	} {
 		st, err := db.PrepareContext(ctx, q.sql)
 		if err != nil {
@@ -39,7 +48,7 @@ func (r *readStmts) prepare(ctx context.Context, db *sql.DB) error {
 
 func (r *readStmts) close() error {
 	var errs []error
-	for _, st := range []*sql.Stmt{r.inbox, r.latest} {
+	for _, st := range []*sql.Stmt{r.inbox, r.latest, r.lastSeen, r.history, r.roomHistory, r.conversations, r.horizon, r.uid} {
 		if st != nil {
 			errs = append(errs, st.Close())
 		}
@@ -61,22 +70,39 @@ func (s *Store) Inbox(ctx context.Context, user string, after uint64, limit int)
 	if err != nil {
 		return nil, fmt.Errorf("inbox %s after %d: %w", user, after, err)
 	}
-	defer rows.Close()
-	out := make([]courier.Message, 0, min(limit, 64))
-	for rows.Next() {
-		var m courier.Message
-		var seq, ts int64
-		var data []byte
-		if err := rows.Scan(&seq, &m.ID, &m.From, &m.To, &m.Room, &m.Event, &data, &ts); err != nil {
-			return nil, fmt.Errorf("inbox %s after %d: scan: %w", user, after, err)
-		}
-		m.Seq, m.Data, m.Time = uint64(seq), data, time.UnixMilli(ts).UTC()
-		out = append(out, m)
-	}
-	if err := rows.Err(); err != nil {
+	out, err := scanMessages(rows, limit)
+	if err != nil {
 		return nil, fmt.Errorf("inbox %s after %d: %w", user, after, err)
 	}
 	return out, nil
+}
+
+// scanMessages reads rows of (seq, id, sender, recipient, room, event,
+// data, ts), up to limit of them, and closes rows.
+func scanMessages(rows *sql.Rows, limit int) ([]courier.Message, error) {
+	defer rows.Close()
+	out := make([]courier.Message, 0, min(limit, 64))
+	for rows.Next() {
+		m, err := scanMessage(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, m)
+	}
+	return out, rows.Err()
+}
+
+// scanMessage reads a message from the columns seq, id, sender, recipient,
+// room, event, data, ts, and then into more.
+func scanMessage(rows *sql.Rows, more ...any) (courier.Message, error) {
+	var m courier.Message
+	var seq, ts int64
+	var data []byte
+	if err := rows.Scan(append([]any{&seq, &m.ID, &m.From, &m.To, &m.Room, &m.Event, &data, &ts}, more...)...); err != nil {
+		return m, fmt.Errorf("scan: %w", err)
+	}
+	m.Seq, m.Data, m.Time = uint64(seq), data, time.UnixMilli(ts).UTC()
+	return m, nil
 }
 
 // LatestSeq returns the seq of the newest message in user's inbox, 0 when it

@@ -23,6 +23,22 @@
 //   - WAL writes are gathered into one write per commit (walbuf.go), and
 //     checkpoints run beside the writer instead of inside its commits
 //     (checkpoint.go).
+//
+// What the reads beyond the inbox need is kept without costing Append more
+// pages (schema/0004):
+//
+//   - History is a backward range scan of a conversation's entries.
+//   - Conversations, most recent first, are a third kind of inbox entry,
+//     one per conversation at its newest seq, beside the user's others;
+//     unread counts are counted from the read mark when read.
+//   - Full-text search is an FTS5 index in a file of its own
+//     (SearchFileName), filled in the background by an indexer that never
+//     takes the writer's lock (indexer.go).
+//   - Expire finds old messages by an index on ts, and keeps the highest
+//     seq and pk it deleted so that none is given out twice.
+//   - Read marks are written on the writer, each call one transaction
+//     (receipts.go); delivered marks ride along with the next Append's
+//     transaction, or share one of their own (delivered.go).
 package sqlite
 
 import (
@@ -67,6 +83,9 @@ type Store struct {
 	ckpt   *checkpointer
 	unhook func() // removes ckpt from the WAL hook's table
 	r      readStmts
+	search *sql.DB  // the full-text index, SearchFileName
+	idx    *indexer // fills it
+	marks  markQueue
 }
 
 var _ courier.Store = (*Store)(nil)
@@ -164,7 +183,14 @@ func (s *Store) open() error {
 	}
 	s.reader.SetMaxOpenConns(s.cfg.readers)
 	s.reader.SetMaxIdleConns(s.cfg.readers)
-	return s.r.prepare(context.Background(), s.reader)
+	if err := s.r.prepare(context.Background(), s.reader); err != nil {
+		return err
+	}
+	if err := s.openSearch(); err != nil {
+		return err
+	}
+	s.idx = newIndexer(s)
+	return nil
 }
 
 // Path returns the database file's path.
@@ -173,6 +199,8 @@ func (s *Store) Path() string { return s.path }
 // Close waits for an Append in progress, then closes the database. Later
 // calls to Close return nil; other methods return ErrClosed.
 func (s *Store) Close() error {
+	// The indexer takes mu for its transactions: stop it first.
+	s.idx.close()
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closed.Swap(true) {
@@ -192,9 +220,13 @@ func (s *Store) Close() error {
 // closeDBs closes the connections, the writer last: as the last connection
 // to the file it checkpoints the WAL and removes it.
 func (s *Store) closeDBs() error {
+	s.idx.close()
 	errs := []error{s.r.close()}
 	if s.reader != nil {
 		errs = append(errs, s.reader.Close())
+	}
+	if s.search != nil {
+		errs = append(errs, s.search.Close())
 	}
 	if s.ckpt != nil {
 		errs = append(errs, s.ckpt.close())

@@ -4,10 +4,12 @@ import (
 	"context"
 	"database/sql"
 	"errors"
+	"fmt"
 	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/courier-im/courier"
 	"github.com/courier-im/courier/storetest"
@@ -65,7 +67,7 @@ func TestOpenSettings(t *testing.T) {
 		fn    func(string) (int64, error)
 		want  int64
 	}{
-		{"PRAGMA user_version", s.writerInt, 2},
+		{"PRAGMA user_version", s.writerInt, 4},
 		{"PRAGMA synchronous", s.writerInt, 2}, // FULL
 		{"PRAGMA synchronous", readerInt, 2},
 		{"PRAGMA busy_timeout", s.writerInt, 5000},
@@ -97,6 +99,13 @@ func TestOpenSettings(t *testing.T) {
 	if _, err := s.Inbox(ctx, "b", 0, 10); !errors.Is(err, ErrClosed) {
 		t.Errorf("Inbox after Close: %v, want ErrClosed", err)
 	}
+	if err := s.SetLastSeen(ctx, "b", time.Now()); !errors.Is(err, ErrClosed) {
+		t.Errorf("SetLastSeen after Close: %v, want ErrClosed", err)
+	}
+	if _, err := s.LastSeen(ctx, "b"); !errors.Is(err, ErrClosed) {
+		t.Errorf("LastSeen after Close: %v, want ErrClosed", err)
+	}
+	storetest.CheckClosed(t, s, ErrClosed)
 }
 
 func TestNewerSchemaRefused(t *testing.T) {
@@ -145,29 +154,35 @@ func TestQueryPlans(t *testing.T) {
 			"SEARCH messages USING INDEX messages_sender_key (sender=? AND sender_key=?)"},
 		{findKeys.sql(3), "SEARCH messages USING INDEX messages_sender_key (sender=? AND sender_key=?)"},
 		{`SELECT id FROM messages WHERE id = 'x'`, "SEARCH messages USING COVERING INDEX sqlite_autoindex_messages_1 (id=?)"},
+		// The reads of history.go and search.go, newest first.
+		{sqlHistory, "SEARCH i USING PRIMARY KEY (uid=? AND peer=? AND seq<?)"},
+		{sqlRoomHistory, "SEARCH r USING PRIMARY KEY (rid=? AND seq<?)"},
+		{sqlConversations, "SEARCH c USING PRIMARY KEY (uid=? AND peer=?)"},
+		{sqlHorizon, "SEARCH i USING PRIMARY KEY (uid=? AND peer=?)"},
+		// The writes of append.go, receipts.go, expire.go.
+		{unlinkConvs.sql(3), "SEARCH inbox USING PRIMARY KEY (uid=? AND peer=? AND seq=?)"},
+		{markDelivered.sql(3), "SEARCH messages USING INDEX sqlite_autoindex_messages_1 (id=?)"},
+		{sqlNewestFrom, "SEARCH i USING PRIMARY KEY (uid=? AND peer=? AND seq<?)"},
+		{sqlConvLast, "SEARCH i USING PRIMARY KEY (uid=? AND peer=?)"},
+		{`SELECT pk FROM messages WHERE ts < ?1 ORDER BY ts LIMIT ?2`, "SEARCH messages USING COVERING INDEX messages_ts (ts<?)"},
 	}
 	for _, p := range plans {
-		q := strings.ReplaceAll(p.query, "?", "'x'")
-		rows, err := s.reader.Query("EXPLAIN QUERY PLAN " + q)
-		if err != nil {
-			t.Fatal(err)
-		}
-		var plan []string
-		for rows.Next() {
-			var id, parent, notused int
-			var detail string
-			if err := rows.Scan(&id, &parent, &notused, &detail); err != nil {
-				t.Fatal(err)
-			}
-			plan = append(plan, detail)
-		}
-		rows.Close()
-		got := strings.Join(plan, "; ")
-		// A list of values given with the query is scanned, not a table.
-		scans := regexp.MustCompile(`SCAN \d+-ROW VALUES CLAUSE`).ReplaceAllString(got, "")
+		q := regexp.MustCompile(`\?\d*`).ReplaceAllString(p.query, "'x'")
+		got := explain(t, s.reader, q)
+		// A list of values given with the query is scanned, not a table,
+		// and so are a constant row and an FTS5 index for a MATCH (M2).
+		scans := regexp.MustCompile(`SCAN \d+-ROW VALUES CLAUSE|SCAN CONSTANT ROW|SCAN f VIRTUAL TABLE INDEX \d+:M2`).ReplaceAllString(got, "")
 		if !strings.Contains(got, p.want) || strings.Contains(got, "TEMP B-TREE") || strings.Contains(scans, "SCAN") {
 			t.Errorf("plan of %s:\n  %s\nwant %s, no SCAN, no TEMP B-TREE", p.query, got, p.want)
 		}
+	}
+	// Search: the FTS5 index of its own file, read by MATCH in rowid order
+	// descending (index flags 0x80|0x40), then the messages by pk.
+	if got := explain(t, s.search, sqlSearch, "x", 10); got != "SCAN search VIRTUAL TABLE INDEX 192:M2" {
+		t.Errorf("plan of the search index's query: %s", got)
+	}
+	if got := explain(t, s.reader, sqlFound, "x", "[1,2]"); !strings.Contains(got, "SEARCH m USING INTEGER PRIMARY KEY (rowid=?)") {
+		t.Errorf("plan of reading what search found: %s", got)
 	}
 }
 
@@ -200,5 +215,69 @@ func TestFTS5(t *testing.T) {
 		WHERE search MATCH 'quick AND fox'`).Scan(&id)
 	if err != nil || id != "m1" {
 		t.Errorf("full-text search found %q, %v; want m1", id, err)
+	}
+}
+
+// explain returns the query plan of q with args, one detail a line.
+func explain(t *testing.T, db *sql.DB, q string, args ...any) string {
+	t.Helper()
+	rows, err := db.Query("EXPLAIN QUERY PLAN "+q, args...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	var plan []string
+	for rows.Next() {
+		var id, parent, notused int
+		var detail string
+		if err := rows.Scan(&id, &parent, &notused, &detail); err != nil {
+			t.Fatal(err)
+		}
+		plan = append(plan, detail)
+	}
+	return strings.Join(plan, "; ")
+}
+
+// TestConversationsAtScale checks that a user with thousands of
+// conversations gets the most recent ones from an index, after ANALYZE
+// too: a backward range scan of the user's conversation entries that
+// stops at the limit, and for each, a range scan of its unread messages.
+func TestConversationsAtScale(t *testing.T) {
+	s := openTest(t, t.TempDir())
+	defer s.Close()
+	ctx := context.Background()
+	const peers = 3000
+	n := 0
+	for round := range 2 {
+		var batch []*courier.Envelope
+		for p := range peers {
+			from, to := fmt.Sprint("p", p), "hub"
+			if (p+round)%4 == 0 {
+				from, to = to, from
+			}
+			batch = append(batch, dmAt(fmt.Sprint("m", n), from, to, n))
+			n++
+		}
+		if err := s.Append(ctx, batch); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := s.MarkRead(ctx, "hub", "p1", 100); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.writerInt("ANALYZE"); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	cs, err := s.Conversations(ctx, "hub", 50)
+	took := time.Since(start)
+	if err != nil || len(cs) != 50 || cs[0].With != fmt.Sprint("p", peers-1) || cs[0].Last.ID != fmt.Sprint("m", n-1) {
+		t.Fatalf("Conversations(hub, 50) = %d, %v; first %+v", len(cs), err, cs[0])
+	}
+	plan := explain(t, s.reader, sqlConversations, "hub", 50)
+	t.Logf("%d conversations, the 50 most recent in %v; plan: %s", peers, took, plan)
+	if !strings.Contains(plan, "SEARCH c USING PRIMARY KEY (uid=? AND peer=?)") || strings.Contains(plan, "TEMP B-TREE") ||
+		strings.Contains(strings.ReplaceAll(plan, "SCAN CONSTANT ROW", ""), "SCAN") {
+		t.Errorf("plan of Conversations with %d conversations: %s; want a range scan of the conversation entries, no sort", peers, plan)
 	}
 }

@@ -30,6 +30,17 @@ var (
 		(pk, id, sender, recipient, room, event, data, ts, sender_key, to_seq, from_seq) VALUES `, 11, ``}
 	insertInbox = &multiRow{"insert inbox", `INSERT OR ROLLBACK INTO inbox (uid, peer, seq, msg) VALUES `, 4, ``}
 	insertRoom  = &multiRow{"insert room messages", `INSERT OR ROLLBACK INTO room_messages (rid, seq, msg) VALUES `, 3, ``}
+	// unlinkConvs deletes the conversation entries (uid, convPeer, seq) of
+	// the (uid, peer) pairs a batch adds to, at their conversation's newest
+	// seq before the batch (see schema/0004).
+	unlinkConvs = &multiRow{"unlink conversations", `DELETE FROM inbox WHERE (uid, peer, seq) IN
+		(SELECT v.column1, -1, (SELECT max(i.seq) FROM inbox AS i WHERE i.uid = v.column1 AND i.peer = v.column2)
+		FROM (VALUES `, 2, `) AS v)`}
+	// markDelivered marks the direct messages with a sender copy among the
+	// ids, once, and returns the ones it marked.
+	markDelivered = &multiRow{"mark delivered", `UPDATE messages SET delivered = 1
+		WHERE delivered IS NULL AND recipient != '' AND from_seq > 0 AND id IN (VALUES `, 1, `)
+		RETURNING id, sender, recipient`}
 	// findKeys finds the messages stored with any of the (sender, key)
 	// pairs; the partial index messages_sender_key answers it.
 	findKeys = &multiRow{"find keys", `SELECT sender, sender_key, id, ts, to_seq, from_seq FROM messages
@@ -87,10 +98,14 @@ type writer struct {
 	begin, commit, rollback *rawStmt
 	dataVersion, counters   *rawStmt
 	loadUser, loadRoom      *rawStmt
+	setLastSeen             *rawStmt
+	// statements of the other writes (receipts, retention, the indexer),
+	// prepared on first use by sql
+	once map[string]*rawStmt
 }
 
 func newWriter(conn *rawConn) (*writer, error) {
-	w := &writer{conn: conn, stmts: make(map[stmtKey]*rawStmt)}
+	w := &writer{conn: conn, stmts: make(map[stmtKey]*rawStmt), once: make(map[string]*rawStmt)}
 	for _, q := range []struct {
 		dst **rawStmt
 		sql string
@@ -101,13 +116,15 @@ func newWriter(conn *rawConn) (*writer, error) {
 		{&w.commit, `COMMIT`},
 		{&w.rollback, `ROLLBACK`},
 		{&w.dataVersion, `PRAGMA data_version`},
-		{&w.counters, `SELECT (SELECT coalesce(max(pk), 0) FROM messages),
+		{&w.counters, `SELECT max((SELECT coalesce(max(pk), 0) FROM messages), (SELECT expired_pk FROM store_state)),
 			(SELECT coalesce(max(uid), 0) FROM users), (SELECT coalesce(max(rid), 0) FROM rooms)`},
-		// A name's id and the last seq in its inbox or room.
-		{&w.loadUser, `SELECT uid, coalesce((SELECT max(seq) FROM inbox WHERE inbox.uid = users.uid AND peer = 0), 0)
+		// A name's id and the last seq in its inbox or room, which may
+		// have been expired.
+		{&w.loadUser, `SELECT uid, max(expired_seq, coalesce((SELECT max(seq) FROM inbox WHERE inbox.uid = users.uid AND peer = 0), 0))
 			FROM users WHERE name = ?`},
-		{&w.loadRoom, `SELECT rid, coalesce((SELECT max(seq) FROM room_messages AS r WHERE r.rid = rooms.rid), 0)
+		{&w.loadRoom, `SELECT rid, max(expired_seq, coalesce((SELECT max(seq) FROM room_messages AS r WHERE r.rid = rooms.rid), 0))
 			FROM rooms WHERE name = ?`},
+		{&w.setLastSeen, setLastSeenSQL},
 	} {
 		st, err := conn.prepare(q.sql)
 		if err != nil {
@@ -174,11 +191,50 @@ func (w *writer) queryRows(m *multiRow, rows int, b *batchState, bind rowBinder,
 
 func (w *writer) close() error {
 	var errs []error
-	for _, st := range []*rawStmt{w.begin, w.commit, w.rollback, w.dataVersion, w.counters, w.loadUser, w.loadRoom} {
+	for _, st := range []*rawStmt{w.begin, w.commit, w.rollback, w.dataVersion, w.counters, w.loadUser, w.loadRoom, w.setLastSeen} {
 		errs = append(errs, st.close())
 	}
 	for _, st := range w.stmts {
 		errs = append(errs, st.close())
 	}
+	for _, st := range w.once {
+		errs = append(errs, st.close())
+	}
 	return errors.Join(errs...)
+}
+
+// run runs sql (prepared on first use and kept) with args, int64 or
+// string, and calls scan for each row of its results; scan may be nil.
+func (w *writer) run(sql string, scan func(*rawStmt), args ...any) error {
+	st := w.once[sql]
+	if st == nil {
+		var err error
+		if st, err = w.conn.prepare(sql); err != nil {
+			return fmt.Errorf("prepare %q: %w", sql, err)
+		}
+		w.once[sql] = st
+	}
+	for i, a := range args {
+		switch v := a.(type) {
+		case int64:
+			st.bindInt(i+1, v)
+		case string:
+			st.bindText(i+1, v)
+		default:
+			return fmt.Errorf("bind %T: unsupported type", a)
+		}
+	}
+	for {
+		row, err := st.step()
+		if err != nil {
+			_ = st.reset()
+			return err
+		}
+		if !row {
+			return st.reset()
+		}
+		if scan != nil {
+			scan(st)
+		}
+	}
 }

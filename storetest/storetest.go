@@ -1,7 +1,9 @@
 // Package storetest is a conformance suite for courier.Store
 // implementations: seqs, round-trips, idempotency, atomicity, concurrency,
-// durability across reopen, and batches of every size. Call Run from a
-// backend's test:
+// durability across reopen, batches of every size, last seen times,
+// conversation and room history, full-text search, conversations with
+// unread counts and read marks, delivered receipts, and retention. Call Run
+// from a backend's test:
 //
 //	func TestStore(t *testing.T) {
 //		storetest.Run(t, func(t *testing.T, dir string) courier.Store {
@@ -12,12 +14,17 @@
 //			return s
 //		})
 //	}
+//
+// A backend that several processes share (PostgreSQL) can also run
+// AppendConcurrently, ConversationsConcurrently, MarkDeliveredConcurrently
+// and ExpireConcurrently over several of its stores at once, as nodes.
 package storetest
 
 import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"strings"
 	"sync"
@@ -50,6 +57,20 @@ func Run(t *testing.T, open Opener) {
 		{"Concurrent", testConcurrent},
 		{"Reopen", testReopen},
 		{"LargeBatches", testLargeBatches},
+		{"LastSeen", testLastSeen},
+		{"LastSeenReopen", testLastSeenReopen},
+		{"History", testHistory},
+		{"RoomHistory", testRoomHistory},
+		{"Search", testSearch},
+		{"SearchMany", testSearchMany},
+		{"Conversations", testConversations},
+		{"ManyConversations", testManyConversations},
+		{"ConversationsConcurrent", testConversationsConcurrent},
+		{"Delivered", testDelivered},
+		{"DeliveredConcurrent", testDeliveredConcurrent},
+		{"Expire", testExpire},
+		{"ExpireMany", testExpireMany},
+		{"ExpireConcurrent", testExpireConcurrent},
 	}
 	// A group that is not parallel itself makes Run wait for its tests.
 	t.Run("suite", func(t *testing.T) {
@@ -266,16 +287,20 @@ func testRoundTrip(t *testing.T, open Opener) {
 		dm("d", "alice", "bob", data(big), timeAt(time.Now().UTC().Truncate(time.Millisecond))),
 		dm("e", "alice", "bob", data(` 7 `), timeAt(time.UnixMilli(0).UTC())),
 		dm("f", "billing: invoices", "bob", noCopy, data(`{"amount":12.30}`), event("invoice")),
+		// Valid JSON that PostgreSQL's jsonb (and its text) cannot hold.
+		dm("g", "alice", "bob", data(`{"nul":"a\u0000b","s":"\ud83d\ude00"}`)),
 	}
 	mustAppend(t, s, batch...)
 	bob, alice := inbox(t, s, "bob"), inbox(t, s, "alice")
 	if len(bob) != len(batch) || len(alice) != len(batch)-1 {
 		t.Fatalf("bob's inbox holds %d messages, alice's %d; want %d, %d", len(bob), len(alice), len(batch), len(batch)-1)
 	}
+	a := 0 // alice's copies: all but the label's
 	for i, e := range batch {
 		checkMessage(t, bob[i], e, uint64(i+1))
 		if !e.NoSenderCopy {
-			checkMessage(t, alice[i], e, uint64(i+1))
+			checkMessage(t, alice[a], e, uint64(a+1))
+			a++
 		}
 	}
 }
@@ -313,4 +338,38 @@ func testPaging(t *testing.T, open Opener) {
 		}
 	}
 	checkInbox(t, s, "nobody")
+}
+
+// CheckClosed checks that every method of s but Close fails with an error
+// that is errClosed, once s is closed.
+func CheckClosed(t *testing.T, s courier.Store, errClosed error) {
+	t.Helper()
+	ctx := context.Background()
+	q, _ := courier.ParseQuery("x")
+	calls := map[string]func() error{
+		"Append":      func() error { return s.Append(ctx, []*courier.Envelope{dm("x", "a", "b")}) },
+		"Inbox":       func() error { _, err := s.Inbox(ctx, "b", 0, 10); return err },
+		"LatestSeq":   func() error { _, err := s.LatestSeq(ctx, "b"); return err },
+		"SetLastSeen": func() error { return s.SetLastSeen(ctx, "b", time.Now()) },
+		"LastSeen":    func() error { _, err := s.LastSeen(ctx, "b"); return err },
+		"History":     func() error { _, err := s.History(ctx, "a", "b", 0, 10); return err },
+		"RoomHistory": func() error { _, err := s.RoomHistory(ctx, "r", 0, 10); return err },
+		"Search":      func() error { _, err := s.Search(ctx, "a", q, 10); return err },
+		"Conversations": func() error {
+			_, err := s.Conversations(ctx, "a", 10)
+			return err
+		},
+		"MarkRead":      func() error { _, err := s.MarkRead(ctx, "a", "b", 1); return err },
+		"MarkDelivered": func() error { _, err := s.MarkDelivered(ctx, []string{"x"}); return err },
+		"Expire":        func() error { _, err := s.Expire(ctx, time.Now()); return err },
+		"Horizon":       func() error { _, err := s.Horizon(ctx, "a"); return err },
+	}
+	for name, call := range calls {
+		if err := call(); !errors.Is(err, errClosed) {
+			t.Errorf("%s after Close: %v, want %v", name, err, errClosed)
+		}
+	}
+	if err := s.Close(); err != nil {
+		t.Errorf("second Close: %v", err)
+	}
 }

@@ -3,9 +3,7 @@ package storetest
 import (
 	"context"
 	"fmt"
-	"math/rand/v2"
 	"reflect"
-	"sync"
 	"testing"
 
 	"github.com/courier-im/courier"
@@ -125,106 +123,7 @@ func testAtomic(t *testing.T, open Opener) {
 }
 
 func testConcurrent(t *testing.T, open Opener) {
-	s := newStore(t, open)
-	const workers, appends = 8, 40
-	users := []string{"u0", "u1", "u2", "u3", "u4"}
-	var mu sync.Mutex
-	var done []*courier.Envelope
-	var wg sync.WaitGroup
-	for w := range workers {
-		wg.Go(func() {
-			rng := rand.New(rand.NewPCG(uint64(w), 1))
-			for a := range appends {
-				var batch []*courier.Envelope
-				for i := range 1 + a%4 {
-					id := fmt.Sprintf("w%d-a%d-%d", w, a, i)
-					from, to := users[rng.IntN(len(users))], users[rng.IntN(len(users))]
-					var opts []opt
-					if rng.IntN(4) == 0 { // shared keys: duplicates across goroutines
-						opts = append(opts, key(fmt.Sprint("k", rng.IntN(10))))
-					}
-					switch rng.IntN(6) {
-					case 0:
-						batch = append(batch, rm(id, from, "hall", opts...))
-					case 1:
-						batch = append(batch, dm(id, "api", to, append(opts, noCopy)...))
-					default:
-						batch = append(batch, dm(id, from, to, opts...))
-					}
-				}
-				if err := s.Append(context.Background(), batch); err != nil {
-					t.Errorf("Append(%s): %v", ids(batch), err)
-					return
-				}
-				mu.Lock()
-				done = append(done, batch...)
-				mu.Unlock()
-			}
-		})
-	}
-	wg.Wait()
-	if t.Failed() {
-		return
-	}
-	// Where each stored message says it is, and the first message of each key.
-	slots := map[string]map[uint64]string{} // inbox or "#room" -> seq -> ID
-	firstOfKey := map[string]*courier.Envelope{}
-	claim := func(box string, seq uint64, id string) {
-		if slots[box] == nil {
-			slots[box] = map[uint64]string{}
-		}
-		if other, ok := slots[box][seq]; ok {
-			t.Errorf("%s and %s both got seq %d in %s", other, id, seq, box)
-		}
-		slots[box][seq] = id
-	}
-	for _, e := range done {
-		if e.Duplicate {
-			continue
-		}
-		if e.Key != "" {
-			if f, ok := firstOfKey[e.From+"\x00"+e.Key]; ok {
-				t.Errorf("%s and %s from %s both stored with key %q", f.ID, e.ID, e.From, e.Key)
-			}
-			firstOfKey[e.From+"\x00"+e.Key] = e
-		}
-		switch {
-		case e.Room != "":
-			claim("#"+e.Room, e.ToSeq, e.ID)
-		default:
-			claim(e.To, e.ToSeq, e.ID)
-			if !e.NoSenderCopy && e.From != e.To {
-				claim(e.From, e.FromSeq, e.ID)
-			}
-		}
-	}
-	for _, e := range done {
-		if f := firstOfKey[e.From+"\x00"+e.Key]; e.Duplicate && (f == nil || f.ID != e.ID || f.ToSeq != e.ToSeq || f.FromSeq != e.FromSeq) {
-			t.Errorf("duplicate of key %q from %s reports %s (%d, %d); first is %+v", e.Key, e.From, e.ID, e.ToSeq, e.FromSeq, f)
-		}
-	}
-	for box, seqs := range slots {
-		for n := uint64(1); n <= uint64(len(seqs)); n++ {
-			if _, ok := seqs[n]; !ok {
-				t.Errorf("%s: %d messages but no seq %d: seqs have a gap", box, len(seqs), n)
-			}
-		}
-		if box[0] == '#' {
-			continue
-		}
-		ms := inbox(t, s, box)
-		if len(ms) != len(seqs) {
-			t.Errorf("inbox %s holds %d messages, want %d", box, len(ms), len(seqs))
-		}
-		for i, m := range ms {
-			if m.Seq != uint64(i+1) || m.ID != seqs[m.Seq] {
-				t.Errorf("inbox %s: message %d is %s at seq %d, want %s at seq %d", box, i, m.ID, m.Seq, seqs[uint64(i+1)], i+1)
-			}
-		}
-		if n := latest(t, s, box); n != uint64(len(seqs)) {
-			t.Errorf("LatestSeq(%s) = %d, want %d", box, n, len(seqs))
-		}
-	}
+	AppendConcurrently(t, 8, 40, newStore(t, open))
 }
 
 func testReopen(t *testing.T, open Opener) {

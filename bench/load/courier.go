@@ -19,17 +19,25 @@ import (
 	"github.com/courier-im/courier/jwt"
 )
 
-// Courier drives a courier server over its JSON WebSocket protocol
-// (docs/protocol.md). Its connections are read by one nbio poller set, so
-// an idle connection costs no goroutine; server frames are scanned for the
-// few fields a scenario needs (type, id, seq, data) without encoding/json,
-// and client frames are built with append.
+// Courier drives a courier server, or the nodes of a courier cluster, over
+// its WebSocket protocol (docs/protocol.md) in JSON or MessagePack, with
+// or without permessage-deflate. Its connections are read by one nbio
+// poller set, so an idle connection costs no goroutine; server frames are
+// scanned for the few fields a scenario needs (type, id, seq, data)
+// without a decoder, and client frames are built with append.
 type Courier struct {
-	addr    string // host:port
-	httpURL string // http://host:port
-	secret  []byte
-	apiKey  string
+	addrs    []string // host:port of each node
+	bases    []string // each node's URL as given, for reports
+	httpURLs []string // http://host:port of each node
+	secret   []byte
+	apiKey   string
 
+	// Encoding is the frame encoding: "json" (the default) or "msgpack"
+	// (the courier.msgpack subprotocol).
+	Encoding string
+	// Compress offers permessage-deflate; a server that does not accept it
+	// (one started without --compress) fails the dial.
+	Compress bool
 	// Sources are local addresses to dial from, PerSource connections
 	// each in turn (see LoopbackSources); none binds nothing.
 	Sources   []net.IP
@@ -37,10 +45,19 @@ type Courier struct {
 	// DialTimeout bounds one connect and handshake (default 30s).
 	DialTimeout time.Duration
 
-	poller *wsPoller
-	dials  atomic.Uint64
-	api    *http.Client
+	poller  *wsPoller
+	dials   atomic.Uint64
+	nodeRR  atomic.Uint64  // round robin of dials over the nodes
+	apiRR   atomic.Uint64  // round robin of API calls over the nodes
+	perNode []atomic.Int64 // connections made to each node
+	api     *http.Client
 }
+
+// Encodings the courier driver speaks.
+const (
+	EncodingJSON    = "json"
+	EncodingMsgpack = "msgpack"
+)
 
 // hostPort returns the host:port of a driver's base URL (ws://host:port,
 // http://host:port or host:port).
@@ -63,23 +80,44 @@ func hostPort(driver, base string) (string, error) {
 	return u.Host, nil
 }
 
+// SplitURLs splits a comma-separated list of URLs, dropping blanks.
+func SplitURLs(list string) []string {
+	var out []string
+	for _, u := range strings.Split(list, ",") {
+		if u = strings.TrimSpace(u); u != "" {
+			out = append(out, u)
+		}
+	}
+	return out
+}
+
 // NewCourier returns a driver for the courier server at base (ws://host:port
 // or http://host:port), minting tokens with secret; apiKey is needed only
-// for APISend. Close stops its poller.
+// for APISend. base may list several nodes of one cluster, separated by
+// commas: connections then go to them in turn, so that users (and the
+// messages between them) are spread over the nodes. Close stops its
+// poller.
 func NewCourier(base string, secret []byte, apiKey string) (*Courier, error) {
-	host, err := hostPort("courier", base)
-	if err != nil {
-		return nil, err
+	bases := SplitURLs(base)
+	if len(bases) == 0 {
+		return nil, fmt.Errorf("courier driver: no URL in %q", base)
+	}
+	d := &Courier{bases: bases, secret: secret, apiKey: apiKey, perNode: make([]atomic.Int64, len(bases))}
+	for _, b := range bases {
+		host, err := hostPort("courier", b)
+		if err != nil {
+			return nil, err
+		}
+		d.addrs = append(d.addrs, host)
+		d.httpURLs = append(d.httpURLs, "http://"+host)
 	}
 	p, err := newWSPoller()
 	if err != nil {
 		return nil, err
 	}
-	return &Courier{
-		addr: host, httpURL: "http://" + host, secret: secret, apiKey: apiKey,
-		poller: p,
-		api:    &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 256, DisableCompression: true}, Timeout: 30 * time.Second},
-	}, nil
+	d.poller = p
+	d.api = &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 256, DisableCompression: true}, Timeout: 30 * time.Second}
+	return d, nil
 }
 
 // LoopbackSources returns n loopback addresses 127.0.0.10, 127.0.0.11, …,
@@ -96,8 +134,33 @@ func LoopbackSources(n int) []net.IP {
 // Name implements Driver.
 func (d *Courier) Name() string { return "courier" }
 
-// MetricsURL is the server's Prometheus endpoint.
-func (d *Courier) MetricsURL() string { return d.httpURL + "/metrics" }
+// MetricsURL is the (first) server's Prometheus endpoint.
+func (d *Courier) MetricsURL() string { return d.httpURLs[0] + "/metrics" }
+
+// MetricsURLs are every node's Prometheus endpoints.
+func (d *Courier) MetricsURLs() []string {
+	out := make([]string, len(d.httpURLs))
+	for i, u := range d.httpURLs {
+		out[i] = u + "/metrics"
+	}
+	return out
+}
+
+// Wire implements WireReporter.
+func (d *Courier) Wire() Wire {
+	w := Wire{Encoding: EncodingJSON, Compress: d.Compress}
+	if d.Encoding == EncodingMsgpack {
+		w.Encoding = EncodingMsgpack
+	}
+	w.InBytes, w.OutBytes = d.poller.wireBytes()
+	if len(d.bases) > 1 {
+		w.ConnsPerURL = map[string]int64{}
+		for i, b := range d.bases {
+			w.ConnsPerURL[b] += d.perNode[i].Load()
+		}
+	}
+	return w
+}
 
 // Close stops the driver's poller, closing every connection it still has.
 func (d *Courier) Close() error {
@@ -124,20 +187,29 @@ func (d *Courier) Dial(ctx context.Context, user string, since uint64, h Handler
 		per := uint64(max(d.PerSource, 1))
 		local = d.Sources[(d.dials.Add(1)-1)/per%uint64(len(d.Sources))]
 	}
+	node := 0
+	if len(d.addrs) > 1 {
+		node = int((d.nodeRR.Add(1) - 1) % uint64(len(d.addrs)))
+	}
 	timeout := d.DialTimeout
 	if timeout <= 0 {
 		timeout = 30 * time.Second
 	}
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	c := &courierClient{h: h, welcome: make(chan struct{}), done: make(chan struct{})}
-	ws, err := wsDial(ctx, d.poller, sourceDialer(local, timeout), d.addr, string(path), c.onText, c.onClose)
+	c := &courierClient{h: h, mp: d.Encoding == EncodingMsgpack, welcome: make(chan struct{}), done: make(chan struct{})}
+	opt := wsOptions{Deflate: d.Compress}
+	if c.mp {
+		opt.Subprotocol = "courier.msgpack"
+	}
+	ws, err := wsDial(ctx, d.poller, sourceDialer(local, timeout), d.addrs[node], string(path), opt, c.onMsg, c.onClose)
 	if err != nil {
 		return nil, fmt.Errorf("dial %s: %w", user, err)
 	}
 	c.ws = ws
 	select {
 	case <-c.welcome:
+		d.perNode[node].Add(1)
 		return c, nil
 	case <-c.done:
 		return nil, fmt.Errorf("dial %s: closed before the welcome: %v", user, c.endErr)
@@ -153,7 +225,8 @@ func (d *Courier) APISend(ctx context.Context, user string, payload []byte) (uin
 	body := make([]byte, 0, 32+len(user)+len(payload))
 	body = appendJSONText(append(body, `{"to":`...), user)
 	body = append(appendJSONText(append(body, `,"data":`...), payload), '}')
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, d.httpURL+"/api/send", bytes.NewReader(body))
+	node := (d.apiRR.Add(1) - 1) % uint64(len(d.httpURLs))
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, d.httpURLs[node]+"/api/send", bytes.NewReader(body))
 	if err != nil {
 		return 0, err
 	}
@@ -184,6 +257,7 @@ func (d *Courier) APISend(ctx context.Context, user string, payload []byte) (uin
 type courierClient struct {
 	ws      *wsConn
 	h       Handler
+	mp      bool // courier.msgpack: binary MessagePack frames
 	welcome chan struct{}
 	done    chan struct{} // closed when the connection has ended
 	endErr  error         // why, once done is closed
@@ -196,10 +270,14 @@ type courierClient struct {
 	njoins atomic.Int32
 }
 
-// onText handles one server frame, on the poller.
-func (c *courierClient) onText(msg []byte) {
+// onMsg handles one server frame, on the poller.
+func (c *courierClient) onMsg(msg []byte) {
 	var f srvFrame
-	if err := scanFrame(msg, &f); err != nil {
+	scan := scanFrame
+	if c.mp {
+		scan = scanMsgpackFrame
+	}
+	if err := scan(msg, &f); err != nil {
 		return
 	}
 	switch string(f.typ) {
@@ -217,7 +295,7 @@ func (c *courierClient) onText(msg []byte) {
 		}
 	case "error":
 		if len(f.id) > 0 && f.id[0] == 'j' && c.njoins.Load() > 0 {
-			c.joined(string(f.id), fmt.Errorf("join refused: %s", msg))
+			c.joined(string(f.id), fmt.Errorf("join refused: %q", msg))
 			return
 		}
 		if c.h.Ack != nil {
@@ -261,8 +339,32 @@ func (c *courierClient) joined(id string, err error) {
 
 // Send implements Client.
 func (c *courierClient) Send(to string, payload []byte, durable bool) error {
+	return c.writeMessage("send", "to", to, payload, durable)
+}
+
+// Publish implements Client.
+func (c *courierClient) Publish(room string, payload []byte, durable bool) error {
+	return c.writeMessage("publish", "room", room, payload, durable)
+}
+
+// writeMessage writes {"type":typ,key:target,"data":payload} (a string),
+// with "volatile":true unless durable, in the connection's encoding.
+func (c *courierClient) writeMessage(typ, key, target string, payload []byte, durable bool) error {
+	if c.mp {
+		return c.ws.writeBuilt(0x2, func(b []byte) []byte {
+			b = appendMPMap(b, 4-btoi(durable))
+			b = appendMPStr(appendMPStr(b, "type"), typ)
+			b = appendMPStr(appendMPStr(b, key), target)
+			b = appendMPStr(appendMPStr(b, "data"), payload)
+			if !durable {
+				b = appendMPBool(appendMPStr(b, "volatile"), true)
+			}
+			return b
+		})
+	}
 	return c.ws.writeBuilt(0x1, func(b []byte) []byte {
-		b = appendJSONText(append(b, `{"type":"send","to":`...), to)
+		b = append(append(append(b, `{"type":"`...), typ...), `","`...)
+		b = appendJSONText(append(append(b, key...), `":`...), target)
 		b = appendJSONText(append(b, `,"data":`...), payload)
 		if !durable {
 			b = append(b, `,"volatile":true`...)
@@ -271,16 +373,11 @@ func (c *courierClient) Send(to string, payload []byte, durable bool) error {
 	})
 }
 
-// Publish implements Client.
-func (c *courierClient) Publish(room string, payload []byte, durable bool) error {
-	return c.ws.writeBuilt(0x1, func(b []byte) []byte {
-		b = appendJSONText(append(b, `{"type":"publish","room":`...), room)
-		b = appendJSONText(append(b, `,"data":`...), payload)
-		if !durable {
-			b = append(b, `,"volatile":true`...)
-		}
-		return append(b, '}')
-	})
+func btoi(v bool) int {
+	if v {
+		return 1
+	}
+	return 0
 }
 
 // Join implements Client.
@@ -295,10 +392,20 @@ func (c *courierClient) Join(ctx context.Context, room string) error {
 	c.joins[id] = ch
 	c.njoins.Store(int32(len(c.joins)))
 	c.jmu.Unlock()
-	err := c.ws.writeBuilt(0x1, func(b []byte) []byte {
-		b = append(append(append(b, `{"type":"join","id":"`...), id...), `","room":`...)
-		return append(appendJSONText(b, room), '}')
-	})
+	var err error
+	if c.mp {
+		err = c.ws.writeBuilt(0x2, func(b []byte) []byte {
+			b = appendMPMap(b, 3)
+			b = appendMPStr(appendMPStr(b, "type"), "join")
+			b = appendMPStr(appendMPStr(b, "id"), id)
+			return appendMPStr(appendMPStr(b, "room"), room)
+		})
+	} else {
+		err = c.ws.writeBuilt(0x1, func(b []byte) []byte {
+			b = append(append(append(b, `{"type":"join","id":"`...), id...), `","room":`...)
+			return append(appendJSONText(b, room), '}')
+		})
+	}
 	if err != nil {
 		c.joined(id, nil)
 		return err

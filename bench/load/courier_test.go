@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net"
 	"net/http"
 	"os"
@@ -367,5 +368,141 @@ func TestParseMetrics(t *testing.T) {
 	m := parseMetrics(strings.NewReader(in), []string{"go_goroutines", "courier_connections", "missing"})
 	if m["go_goroutines"] != 42 || m["courier_connections"] != 1e6 || len(m) != 2 {
 		t.Fatalf("%v", m)
+	}
+}
+
+// TestCourierEncodings runs the driver in every encoding, with and without
+// permessage-deflate, against a real node that offers it: payloads that
+// JSON escapes, long ones (compressed both ways), acks with seqs, volatile
+// messages, joins and publishes.
+func TestCourierEncodings(t *testing.T) {
+	base := startCourierNode(t, func(c *server.Config) { c.Compression = true })
+	ctx := context.Background()
+	long := strings.Repeat("é€ compressible ", 400)
+	for _, enc := range []string{EncodingJSON, EncodingMsgpack} {
+		for _, compress := range []bool{false, true} {
+			t.Run(fmt.Sprintf("%s/compress=%v", enc, compress), func(t *testing.T) {
+				d := newCourierDriver(t, base)
+				d.Encoding, d.Compress = enc, compress
+				pre := fmt.Sprintf("%s-%v-", enc, compress)
+				type got struct {
+					payload string
+					seq     uint64
+				}
+				msgs := make(chan got, 16)
+				acks := make(chan uint64, 16)
+				bob, err := d.Dial(ctx, pre+"bob", 0, Handler{Message: func(p []byte, seq uint64) { msgs <- got{string(p), seq} }})
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer bob.Close()
+				alice, err := d.Dial(ctx, pre+"alice", 0, Handler{Ack: func(ok bool, seq uint64) {
+					if !ok {
+						seq = 1 << 63
+					}
+					acks <- seq
+				}})
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer alice.Close()
+				next := func(what string) got {
+					t.Helper()
+					select {
+					case m := <-msgs:
+						return m
+					case <-time.After(5 * time.Second):
+						t.Fatalf("%s: no message", what)
+						return got{}
+					}
+				}
+				ack := func(want uint64) {
+					t.Helper()
+					select {
+					case seq := <-acks:
+						if seq != want {
+							t.Errorf("ack seq %d, want %d", seq, want)
+						}
+					case <-time.After(5 * time.Second):
+						t.Fatal("no ack")
+					}
+				}
+				for i, p := range []string{`quote " and \ backslash` + "\n", long, "plain"} {
+					if err := alice.Send(pre+"bob", []byte(p), true); err != nil {
+						t.Fatal(err)
+					}
+					ack(uint64(i + 1))
+					if m := next("send"); m.payload != p || m.seq != uint64(i+1) {
+						t.Errorf("got %.40q seq %d, want %.40q seq %d", m.payload, m.seq, p, i+1)
+					}
+				}
+				if err := alice.Send(pre+"bob", []byte("v"), false); err != nil {
+					t.Fatal(err)
+				}
+				if m := next("volatile"); m.payload != "v" || m.seq != 0 {
+					t.Errorf("volatile: %+v", m)
+				}
+				ack(0)
+				for _, c := range []Client{alice, bob} {
+					if err := c.Join(ctx, pre+"lobby"); err != nil {
+						t.Fatal(err)
+					}
+				}
+				if err := alice.Publish(pre+"lobby", []byte(long), true); err != nil {
+					t.Fatal(err)
+				}
+				if m := next("publish"); m.payload != long || m.seq != 1 {
+					t.Errorf("room message %.40q seq %d", m.payload, m.seq)
+				}
+				ack(1)
+				w := d.Wire()
+				if w.Encoding != enc || w.Compress != compress || w.InBytes == 0 || w.OutBytes == 0 || w.ConnsPerURL != nil {
+					t.Errorf("Wire() = %+v", w)
+				}
+				// Two long payloads went out: compressed, they take far less
+				// than their plain size.
+				if raw := int64(2 * len(long)); compress != (w.OutBytes < raw) {
+					t.Errorf("compress %v: %d bytes written for %d bytes of long payloads", compress, w.OutBytes, raw)
+				}
+			})
+		}
+	}
+}
+
+// TestCourierNoDeflate: --compress against a server that does not offer
+// it fails the dial instead of measuring plain frames.
+func TestCourierNoDeflate(t *testing.T) {
+	d := newCourierDriver(t, startCourierNode(t))
+	d.Compress = true
+	_, err := d.Dial(context.Background(), "bob", 0, Handler{})
+	if err == nil || !strings.Contains(err.Error(), "permessage-deflate") {
+		t.Fatalf("dial: %v", err)
+	}
+	d.Compress, d.Encoding = false, EncodingMsgpack
+	c, err := d.Dial(context.Background(), "bob", 0, Handler{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.Close()
+}
+
+// TestCourierCluster spreads connections over two nodes in turn and adds
+// up what /metrics says of them.
+func TestCourierCluster(t *testing.T) {
+	a, b := startCourierNode(t), startCourierNode(t)
+	d := newCourierDriver(t, a+", "+b)
+	cfg := Config{Driver: d, Scenario: "idle", Conns: 40, Settle: 100 * time.Millisecond, MetricsURLs: d.MetricsURLs(), PIDs: []int{os.Getpid()}}
+	res, err := Run(context.Background(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := res.ConnsPerURL; got[a] != 20 || got[b] != 20 || len(got) != 2 {
+		t.Errorf("connections per URL %v, want 20 each", got)
+	}
+	if r := res.IdleResult; r.ServerConnsGauge == nil || *r.ServerConnsGauge != 40 {
+		t.Errorf("courier_connections added up to %v, want 40", r.ServerConnsGauge)
+	}
+	if res.ServerPID != os.Getpid() {
+		t.Errorf("server_pid %d", res.ServerPID)
 	}
 }

@@ -5,6 +5,8 @@ package load
 
 import (
 	"context"
+	"math/rand/v2"
+	"strings"
 	"time"
 )
 
@@ -47,24 +49,81 @@ type Client interface {
 	Close() error
 }
 
+// A WireReporter is a Driver that can say what its connections
+// negotiated and how many bytes they carried.
+type WireReporter interface {
+	Wire() Wire
+}
+
+// Wire is what a driver's connections negotiated and carried so far.
+type Wire struct {
+	Encoding string // "json" or "msgpack"; empty for non-courier targets
+	Compress bool   // permessage-deflate
+	// InBytes and OutBytes are the WebSocket bytes read and written
+	// since the driver started, after the handshakes (no TCP/IP headers).
+	InBytes, OutBytes int64
+	// ConnsPerURL counts the connections made to each node, when the
+	// driver spreads them over several.
+	ConnsPerURL map[string]int64
+}
+
+// Fills of a payload after its time stamp (Config.Fill).
+const (
+	FillX      = "x"      // "xxxx…": compresses to almost nothing
+	FillText   = "text"   // words of English, which deflate shrinks about as it does chat text
+	FillRandom = "random" // random letters and digits: deflate saves only its Huffman coding
+)
+
 // Stamp returns an ASCII payload of size bytes (at least 20: 19 digits of
-// Unix nanoseconds and a dot, then padding) carrying the current time, for
-// latency measurement on the receiving side. Drivers carry it as a JSON
+// Unix nanoseconds and a dot, then padding of x) carrying the current time,
+// for latency measurement on the receiving side. Drivers carry it as a JSON
 // string, so it holds no character that JSON would escape.
-func Stamp(size int) []byte {
+func Stamp(size int) []byte { return StampFill(size, FillX) }
+
+// StampFill is Stamp with the padding fill (FillX, FillText or FillRandom;
+// anything else is FillX).
+func StampFill(size int, fill string) []byte {
 	size = max(size, 20)
 	b := make([]byte, size)
-	n := time.Now().UnixNano()
-	for i := 18; i >= 0; i-- {
-		b[i] = byte('0' + n%10)
-		n /= 10
-	}
+	putStamp(b)
 	b[19] = '.'
-	for i := 20; i < size; i++ {
-		b[i] = 'x'
+	switch fill {
+	case FillText:
+		rng := rand.New(rand.NewPCG(rand.Uint64(), rand.Uint64()))
+		i := 20
+		for i < size {
+			w := textWords[rng.IntN(len(textWords))]
+			i += copy(b[i:], w)
+			if i < size {
+				b[i] = ' '
+				i++
+			}
+		}
+	case FillRandom:
+		const alnum = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
+		for i := 20; i < size; i++ {
+			b[i] = alnum[rand.IntN(len(alnum))]
+		}
+	default:
+		for i := 20; i < size; i++ {
+			b[i] = 'x'
+		}
 	}
 	return b
 }
+
+// textWords are the words of FillText: common English words, each as
+// likely as the others.
+var textWords = strings.Fields(`the of and to a in is it you that he was for on are with as I his they
+be at one have this from or had by hot word but what some we can out other were all there when up use
+your how said an each she which do their time if will way about many then them write would like so
+these her long make thing see him two has look more day could go come did number sound no most people
+my over know water than call first who may down side been now find any new work part take get place
+made live where after back little only round man year came show every good me give our under name very
+through just form sentence great think say help low line differ turn cause much mean before move right
+boy old too same tell does set three want air well also play small end put home read hand port large
+spell add even land here must big high such follow act why ask men change went light kind off need
+house picture try us again animal point mother world near build self earth father`)
 
 // Stamped returns the time a Stamp payload carries, and false if p is not
 // one.

@@ -22,6 +22,7 @@ type flowConn struct {
 // flowStats are the counters the callbacks update.
 type flowStats struct {
 	sent, acked, ackErr, sendErr, skipped atomic.Int64
+	late                                  atomic.Int64 // rate mode: sends dropped because the generator fell behind
 	delivered, seqErr, dropped            atomic.Int64
 	lastDelivery                          atomic.Int64 // Unix ns
 	hist                                  Hist
@@ -170,8 +171,16 @@ func runFlow(ctx context.Context, cfg *Config, r *FlowResult) error {
 
 	logf(cfg, "%s: %d senders, %s mode, window %d, rate %g, durable %v, %s", cfg.Scenario, len(senders), r.Mode, window, cfg.Rate, durable, cfg.Duration)
 	var cpu0 float64
-	if cfg.PID > 0 {
-		cpu0, _ = CPUSeconds(cfg.PID)
+	if len(cfg.PIDs) > 0 {
+		cpu0 = ServerCPU(cfg.PIDs)
+	}
+	wr, _ := cfg.Driver.(WireReporter)
+	var wire0 Wire
+	if wr != nil {
+		wire0 = wr.Wire()
+	}
+	if cfg.Sending != nil {
+		cfg.Sending()
 	}
 	gen0, busy0 := SelfCPU(), MachineBusy()
 	t0 := time.Now()
@@ -202,7 +211,7 @@ func runFlow(ctx context.Context, cfg *Config, r *FlowResult) error {
 		for s, fc := range senders {
 			wg.Go(func() {
 				rng := rand.New(rand.NewPCG(seed, uint64(s)))
-				buf := Stamp(cfg.Size)
+				buf := StampFill(cfg.Size, cfg.Fill)
 				for {
 					select {
 					case <-stop:
@@ -225,10 +234,13 @@ func runFlow(ctx context.Context, cfg *Config, r *FlowResult) error {
 		}
 		wg.Go(func() {
 			rng := rand.New(rand.NewPCG(seed, 0))
-			buf := Stamp(cfg.Size)
+			buf := StampFill(cfg.Size, cfg.Fill)
 			tick := time.NewTicker(time.Millisecond)
 			defer tick.Stop()
 			var issued int64
+			maxLag := int64(total/10) + 1 // 100 ms of sends
+			// What was due by the end and never went out was late too.
+			defer func() { st.late.Add(max(int64(total*cfg.Duration.Seconds())-issued, 0)) }()
 			rr := 0
 			for {
 				select {
@@ -237,7 +249,24 @@ func runFlow(ctx context.Context, cfg *Config, r *FlowResult) error {
 				case <-tick.C:
 				}
 				due := int64(total*time.Since(t0).Seconds()) - issued
+				// A generator that falls behind its schedule (its core taken
+				// by something else, or sends that cost more than the rate
+				// allows) does not catch up in a burst, which would measure
+				// the burst and run past --duration: what is more than
+				// maxLag behind is dropped and counted.
+				if over := due - maxLag; over > 0 {
+					st.late.Add(over)
+					issued += over
+					due = maxLag
+				}
 				for ; due > 0; due-- {
+					if due%64 == 0 {
+						select {
+						case <-stop:
+							return
+						default:
+						}
+					}
 					issued++
 					s := rr % len(senders)
 					rr++
@@ -263,18 +292,21 @@ func runFlow(ctx context.Context, cfg *Config, r *FlowResult) error {
 	})
 	tEnd := time.Now()
 	stopProgress()
-	if cfg.PID > 0 {
-		cpu1, _ := CPUSeconds(cfg.PID)
-		r.ServerCPUs = round(cpu1-cpu0, 2)
+	if len(cfg.PIDs) > 0 {
+		r.ServerCPUs = round(ServerCPU(cfg.PIDs)-cpu0, 2)
 	}
 	r.GenCPUs = round(SelfCPU()-gen0, 3)
-	if cfg.PID > 0 {
+	if wr != nil {
+		w := wr.Wire()
+		r.WireIn, r.WireOut = w.InBytes-wire0.InBytes, w.OutBytes-wire0.OutBytes
+	}
+	if len(cfg.PIDs) > 0 {
 		other := MachineBusy() - busy0 - r.ServerCPUs - r.GenCPUs
 		r.OtherCores = round(max(other, 0)/tEnd.Sub(t0).Seconds(), 2)
 	}
 
 	r.Sent, r.Acked, r.AckErrors = st.sent.Load(), st.acked.Load(), st.ackErr.Load()
-	r.SendErrors, r.Skipped = st.sendErr.Load(), st.skipped.Load()
+	r.SendErrors, r.Skipped, r.Late = st.sendErr.Load(), st.skipped.Load(), st.late.Load()
 	r.Unacked = r.Sent - r.Acked - r.AckErrors
 	r.Expected = r.Acked * int64(fanout)
 	r.Delivered = st.delivered.Load()
@@ -298,6 +330,7 @@ func runFlow(ctx context.Context, cfg *Config, r *FlowResult) error {
 	}
 	if r.Delivered > 0 {
 		r.GenUsPerMsg = round(r.GenCPUs/float64(r.Delivered)*1e6, 3)
+		r.WireInPerDelivery = round(float64(r.WireIn)/float64(r.Delivered), 1)
 	}
 	if !drained {
 		logf(cfg, "%s: not drained after %s: %d unacked, %d lost", cfg.Scenario, cfg.Drain, r.Unacked, r.Lost)

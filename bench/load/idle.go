@@ -19,8 +19,11 @@ func runIdle(ctx context.Context, cfg *Config, r *IdleResult) error {
 	}
 	r.Conns, r.SettleS = n, cfg.Settle.Seconds()
 	r.GenNoFile, _ = RaiseNoFile()
-	if cfg.PID > 0 {
-		r.ServerNoFile = NoFileLimit(cfg.PID)
+	// One server's file limit is checked below; the processes of a cluster
+	// (nodes and broker) are not: which of them holds how many connections
+	// is not known here.
+	if len(cfg.PIDs) == 1 {
+		r.ServerNoFile = NoFileLimit(cfg.PIDs[0])
 	}
 	// Past a file descriptor limit, connects fail or, on the server side,
 	// hang in the listen backlog: refuse at once.
@@ -28,15 +31,15 @@ func runIdle(ctx context.Context, cfg *Config, r *IdleResult) error {
 		return fmt.Errorf("idle: this process may open %d files (RLIMIT_NOFILE hard limit), fewer than the %d that %d connections need; raising the hard limit needs root with CAP_SYS_RESOURCE", r.GenNoFile, need, n)
 	}
 	if need := uint64(n) + 32; r.ServerNoFile > 0 && r.ServerNoFile < need {
-		return fmt.Errorf("idle: the server (pid %d) may open %d files (RLIMIT_NOFILE), fewer than the %d that %d connections need", cfg.PID, r.ServerNoFile, need, n)
+		return fmt.Errorf("idle: the server (pid %d) may open %d files (RLIMIT_NOFILE), fewer than the %d that %d connections need", cfg.PIDs[0], r.ServerNoFile, need, n)
 	}
 
 	metrics := func() map[string]float64 {
-		return ScrapeMetrics(ctx, cfg.MetricsURL, "go_goroutines", "go_memstats_heap_inuse_bytes", "courier_connections")
+		return ScrapeAll(ctx, cfg.MetricsURLs, "go_goroutines", "go_memstats_heap_inuse_bytes", "courier_connections")
 	}
 	before := metrics()
-	if cfg.PID > 0 {
-		r.ServerRSSBeforeKiB, _ = RSSKiB(cfg.PID)
+	if len(cfg.PIDs) > 0 {
+		r.ServerRSSBeforeKiB = ServerRSSKiB(cfg.PIDs)
 	}
 	r.GenRSSBeforeKiB = genRSS()
 
@@ -73,8 +76,8 @@ func runIdle(ctx context.Context, cfg *Config, r *IdleResult) error {
 	if err := sleepCtx(ctx, cfg.Settle); err != nil {
 		return err
 	}
-	if cfg.PID > 0 {
-		r.ServerRSSAfterKiB, _ = RSSKiB(cfg.PID)
+	if len(cfg.PIDs) > 0 {
+		r.ServerRSSAfterKiB = ServerRSSKiB(cfg.PIDs)
 	}
 	after := metrics()
 	r.GenRSSAfterKiB = genRSS()

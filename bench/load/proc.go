@@ -63,6 +63,22 @@ func CPUSeconds(pid int) (float64, error) {
 	return float64(ut+st) / clkTck, nil
 }
 
+// ServerCPU returns the CPU seconds the processes pids have used, added
+// up; a process that cannot be read counts 0.
+func ServerCPU(pids []int) float64 { return sumProcs(pids, CPUSeconds) }
+
+// ServerRSSKiB returns the RSS of the processes pids, added up.
+func ServerRSSKiB(pids []int) int64 { return sumProcs(pids, RSSKiB) }
+
+func sumProcs[T int64 | float64](pids []int, f func(int) (T, error)) T {
+	var sum T
+	for _, pid := range pids {
+		v, _ := f(pid)
+		sum += v
+	}
+	return sum
+}
+
 // MachineBusy returns the CPU seconds all cores have spent busy (not idle
 // or waiting for I/O) since boot, from /proc/stat.
 func MachineBusy() float64 {
@@ -176,6 +192,28 @@ func FindListener(port int) (int, error) {
 		}
 	}
 	return 0, fmt.Errorf("no process found for the listener on port %d", port)
+}
+
+// ScrapeAll scrapes every endpoint in urls and adds their samples up; a
+// name is in the result only when every endpoint had it.
+func ScrapeAll(ctx context.Context, urls []string, names ...string) map[string]float64 {
+	if len(urls) == 0 {
+		return nil
+	}
+	sum := map[string]float64{}
+	seen := map[string]int{}
+	for _, u := range urls {
+		for k, v := range ScrapeMetrics(ctx, u, names...) {
+			sum[k] += v
+			seen[k]++
+		}
+	}
+	for k, n := range seen {
+		if n < len(urls) {
+			delete(sum, k)
+		}
+	}
+	return sum
 }
 
 // ScrapeMetrics fetches a Prometheus text endpoint and returns the values

@@ -84,7 +84,7 @@ func runReconnect(ctx context.Context, cfg *Config, r *ReconnectResult) error {
 		}
 	}
 	connGauge := func() (float64, bool) {
-		m := ScrapeMetrics(ctx, cfg.MetricsURL, "courier_connections")
+		m := ScrapeAll(ctx, cfg.MetricsURLs, "courier_connections")
 		v, ok := m["courier_connections"]
 		return v, ok
 	}
@@ -107,7 +107,7 @@ func runReconnect(ctx context.Context, cfg *Config, r *ReconnectResult) error {
 		t := time.Now()
 		_, _ = parallel(ctx, k*per, 64, func(j int) error {
 			i := j % k
-			if _, err := api.APISend(ctx, names[i], Stamp(cfg.Size)); err != nil {
+			if _, err := api.APISend(ctx, names[i], StampFill(cfg.Size, cfg.Fill)); err != nil {
 				apiErrs.Add(1)
 				firstAPIErr.CompareAndSwap(nil, err.Error())
 				return err
@@ -161,8 +161,8 @@ func runReconnect(ctx context.Context, cfg *Config, r *ReconnectResult) error {
 		markDone(c) // a client that was owed nothing more
 	}
 	var cpu0 float64
-	if cfg.PID > 0 {
-		cpu0, _ = CPUSeconds(cfg.PID)
+	if len(cfg.PIDs) > 0 {
+		cpu0 = ServerCPU(cfg.PIDs)
 	}
 	gen0 := SelfCPU()
 	t0 := time.Now()
@@ -188,9 +188,8 @@ func runReconnect(ctx context.Context, cfg *Config, r *ReconnectResult) error {
 	} else {
 		r.CatchupS = round(time.Since(t0).Seconds(), 3)
 	}
-	if cfg.PID > 0 {
-		cpu1, _ := CPUSeconds(cfg.PID)
-		r.ServerCPUs = round(cpu1-cpu0, 2)
+	if len(cfg.PIDs) > 0 {
+		r.ServerCPUs = round(ServerCPU(cfg.PIDs)-cpu0, 2)
 	}
 	r.GenCPUs = round(SelfCPU()-gen0, 3)
 	// Late duplicates would show up now.

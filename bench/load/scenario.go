@@ -25,9 +25,15 @@ type Config struct {
 	// PID is the server's process id for /proc measurements (RSS, CPU);
 	// 0 measures nothing there.
 	PID int
+	// PIDs are the process ids of every node of a cluster, whose RSS and
+	// CPU are added up; when set, PID is ignored.
+	PIDs []int
 	// MetricsURL is the server's Prometheus endpoint (goroutines,
 	// connections); empty when it has none.
 	MetricsURL string
+	// MetricsURLs are every node's endpoints, whose samples are added up;
+	// when set, MetricsURL is ignored.
+	MetricsURLs []string
 	// Log gets progress lines; nil discards them.
 	Log io.Writer
 	// Prefix starts every user and room name (default: random per run, so
@@ -35,6 +41,9 @@ type Config struct {
 	Prefix string
 	// DialConcurrency is how many connects run at once (default 64).
 	DialConcurrency int
+	// Sending, when set, is called in the dm and room scenarios as the
+	// measured sending starts (to profile the server over that time).
+	Sending func()
 
 	// idle
 	Conns  int           // connections to open
@@ -49,6 +58,7 @@ type Config struct {
 	Window   int     // messages in flight per sender (default 8; a cap of 256 in rate mode)
 	Duration time.Duration
 	Size     int           // payload bytes (default 64, at least 20)
+	Fill     string        // what pads a payload after its time stamp: FillX (default), FillText or FillRandom
 	Drain    time.Duration // how long to wait for the last acks and deliveries (default 5s)
 
 	// reconnect
@@ -69,13 +79,21 @@ type APISender interface {
 type Result struct {
 	Target   string `json:"target"`
 	Scenario string `json:"scenario"`
-	// One of these is set; its fields follow Scenario in the JSON.
+	// Encoding and Compress are what the connections negotiated (courier:
+	// "json" or "msgpack", permessage-deflate or not).
+	Encoding string `json:"encoding,omitempty"`
+	Compress bool   `json:"compress,omitempty"`
+	// One of these is set; its fields follow Compress in the JSON.
 	*IdleResult      `json:"-"`
 	*FlowResult      `json:"-"`
 	*ReconnectResult `json:"-"`
-	ServerPID        int    `json:"server_pid,omitempty"`
-	GoMaxProc        int    `json:"gen_gomaxprocs"`
-	Error            string `json:"error,omitempty"`
+	ServerPID        int `json:"server_pid,omitempty"`
+	GoMaxProc        int `json:"gen_gomaxprocs"`
+	// ServerPIDs and ConnsPerURL are set for a cluster: the nodes whose
+	// CPU and memory were added up, and how many connections each got.
+	ServerPIDs  []int            `json:"server_pids,omitempty"`
+	ConnsPerURL map[string]int64 `json:"conns_per_url,omitempty"`
+	Error       string           `json:"error,omitempty"`
 }
 
 // MarshalJSON writes one flat object: target and scenario, the scenario's
@@ -141,22 +159,26 @@ type IdleResult struct {
 
 // FlowResult is the dm and room scenarios' part of a Result.
 type FlowResult struct {
-	Users        int     `json:"users,omitempty"`
-	Rooms        int     `json:"rooms,omitempty"`
-	Members      int     `json:"members,omitempty"`
-	Durable      bool    `json:"durable"`
-	Mode         string  `json:"mode"` // "window" or "rate"
-	Rate         float64 `json:"rate,omitempty"`
-	Window       int     `json:"window"`
-	Size         int     `json:"size"`
-	DurationS    float64 `json:"duration_s"`
-	Sent         int64   `json:"sent"`
-	Acked        int64   `json:"acked"`
-	AckErrors    int64   `json:"ack_errors"`
-	Unacked      int64   `json:"unacked"`
-	SendErrors   int64   `json:"send_errors"`
-	Skipped      int64   `json:"skipped,omitempty"` // rate mode: sends due while the sender's window was full
-	Expected     int64   `json:"expected"`          // deliveries the acked messages owe
+	Users      int     `json:"users,omitempty"`
+	Rooms      int     `json:"rooms,omitempty"`
+	Members    int     `json:"members,omitempty"`
+	Durable    bool    `json:"durable"`
+	Mode       string  `json:"mode"` // "window" or "rate"
+	Rate       float64 `json:"rate,omitempty"`
+	Window     int     `json:"window"`
+	Size       int     `json:"size"`
+	DurationS  float64 `json:"duration_s"`
+	Sent       int64   `json:"sent"`
+	Acked      int64   `json:"acked"`
+	AckErrors  int64   `json:"ack_errors"`
+	Unacked    int64   `json:"unacked"`
+	SendErrors int64   `json:"send_errors"`
+	Skipped    int64   `json:"skipped,omitempty"` // rate mode: sends due while the sender's window was full
+	// Late counts, in rate mode, the sends the generator dropped because it
+	// was more than 100 ms behind its schedule: anything but 0 means the
+	// generator, not the server, limited the run.
+	Late         int64   `json:"late,omitempty"`
+	Expected     int64   `json:"expected"` // deliveries the acked messages owe
 	Delivered    int64   `json:"delivered"`
 	Lost         int64   `json:"lost"`
 	Extra        int64   `json:"extra"` // deliveries beyond Expected
@@ -172,6 +194,13 @@ type FlowResult struct {
 	PerServerCPU float64 `json:"deliveries_per_server_cpu_s"`
 	GenCPUs      float64 `json:"gen_cpu_s"`
 	GenUsPerMsg  float64 `json:"gen_cpu_us_per_delivery"`
+	// WireIn and WireOut are the WebSocket bytes the generator read and
+	// wrote from the start of sending to the end of the drain;
+	// WireInPerDelivery divides WireIn by the deliveries (acks and
+	// other frames included).
+	WireIn            int64   `json:"wire_in_bytes,omitempty"`
+	WireOut           int64   `json:"wire_out_bytes,omitempty"`
+	WireInPerDelivery float64 `json:"wire_in_bytes_per_delivery,omitempty"`
 	// OtherCores is the CPU that neither the server nor the load generator
 	// used during the run, in cores: anything well above 0 means the
 	// numbers are disturbed by other load on the machine.
@@ -204,11 +233,28 @@ type ReconnectResult struct {
 // Run runs cfg's scenario. The Result is filled as far as the run got,
 // also when it returns an error.
 func Run(ctx context.Context, cfg Config) (*Result, error) {
-	res := &Result{Scenario: cfg.Scenario, ServerPID: cfg.PID, GoMaxProc: runtime.GOMAXPROCS(0)}
+	if len(cfg.PIDs) == 0 && cfg.PID > 0 {
+		cfg.PIDs = []int{cfg.PID}
+	}
+	if len(cfg.MetricsURLs) == 0 && cfg.MetricsURL != "" {
+		cfg.MetricsURLs = []string{cfg.MetricsURL}
+	}
+	res := &Result{Scenario: cfg.Scenario, GoMaxProc: runtime.GOMAXPROCS(0)}
+	if len(cfg.PIDs) == 1 {
+		res.ServerPID = cfg.PIDs[0]
+	} else {
+		res.ServerPIDs = cfg.PIDs
+	}
 	if cfg.Driver == nil {
 		return res, errors.New("load: Config.Driver is nil")
 	}
 	res.Target = cfg.Driver.Name()
+	if wr, ok := cfg.Driver.(WireReporter); ok {
+		defer func() {
+			w := wr.Wire()
+			res.Encoding, res.Compress, res.ConnsPerURL = w.Encoding, w.Compress, w.ConnsPerURL
+		}()
+	}
 	if cfg.Log == nil {
 		cfg.Log = io.Discard
 	}

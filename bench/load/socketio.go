@@ -57,6 +57,13 @@ func NewSocketIO(base string) (*SocketIO, error) {
 // Name implements Driver.
 func (d *SocketIO) Name() string { return "socketio" }
 
+// Wire implements WireReporter.
+func (d *SocketIO) Wire() Wire {
+	var w Wire
+	w.InBytes, w.OutBytes = d.poller.wireBytes()
+	return w
+}
+
 // Close stops the driver's poller, closing every connection it still has.
 func (d *SocketIO) Close() error {
 	d.poller.stop()
@@ -79,7 +86,7 @@ func (d *SocketIO) Dial(ctx context.Context, user string, _ uint64, h Handler) (
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	c := &sioClient{h: h, user: user, connected: make(chan struct{}), done: make(chan struct{})}
-	ws, err := wsDial(ctx, d.poller, sourceDialer(local, timeout), d.addr, socketIOPath, c.onText, c.onClose)
+	ws, err := wsDial(ctx, d.poller, sourceDialer(local, timeout), d.addr, socketIOPath, wsOptions{}, c.onText, c.onClose)
 	if err != nil {
 		return nil, fmt.Errorf("dial %s: %w", user, err)
 	}

@@ -29,7 +29,9 @@ import (
 // goroutine and no read buffer of its own; frames are parsed from the
 // poller's shared buffer and written with one write syscall each. It
 // speaks only what courier's server sends: unfragmented or fragmented
-// text, ping, pong and close; no extensions.
+// text or binary messages, ping, pong and close; and, when asked,
+// permessage-deflate without context takeover (RFC 7692), the only kind
+// courier's server offers (deflate.go).
 
 // wsMaxMessage bounds one incoming message.
 const wsMaxMessage = 16 << 20
@@ -48,6 +50,10 @@ func (e *CloseError) Error() string {
 type wsPoller struct {
 	engine  *nbio.Engine
 	started time.Time
+	// rx and tx count the bytes read from and written to the sockets
+	// after their handshakes: WebSocket frames as they cross the wire
+	// (compressed, when negotiated), without TCP/IP headers.
+	rx, tx atomic.Int64
 }
 
 func newWSPoller() (*wsPoller, error) {
@@ -56,7 +62,9 @@ func newWSPoller() (*wsPoller, error) {
 		NPoller:        min(runtime.GOMAXPROCS(0), 4),
 		ReadBufferSize: 64 << 10,
 	})
+	p := &wsPoller{engine: e}
 	e.OnData(func(c *nbio.Conn, data []byte) {
+		p.rx.Add(int64(len(data)))
 		if w, ok := wsConns.Load(c); ok {
 			w.(*wsConn).feed(data)
 		}
@@ -69,8 +77,12 @@ func newWSPoller() (*wsPoller, error) {
 	if err := e.Start(); err != nil {
 		return nil, err
 	}
-	return &wsPoller{engine: e, started: time.Now()}, nil
+	p.started = time.Now()
+	return p, nil
 }
+
+// wireBytes returns the bytes read and written so far.
+func (p *wsPoller) wireBytes() (in, out int64) { return p.rx.Load(), p.tx.Load() }
 
 // stop stops the poller, closing its connections. nbio's poller goroutine
 // clears its shutdown flag when it starts running, so a Stop that comes
@@ -86,24 +98,40 @@ func (p *wsPoller) stop() {
 // see that a wsConn is set up before the poller uses it.
 var wsConns sync.Map
 
+// wsOptions are what a connection asks for in its handshake.
+type wsOptions struct {
+	// Subprotocol, when set, is offered in Sec-WebSocket-Protocol and
+	// must be the one the server picks.
+	Subprotocol string
+	// Deflate offers permessage-deflate with no context takeover either
+	// way; the server must accept it.
+	Deflate bool
+}
+
 // wsConn is one client WebSocket connection.
 type wsConn struct {
 	nc *nbio.Conn
+	p  *wsPoller
 
-	// onText gets each text message; it runs on the poller (or, for bytes
-	// that came with the handshake, on the dialing goroutine) and the
-	// slice is valid only during the call.
-	onText  func(msg []byte)
+	// onMsg gets each text or binary message (inflated when it came
+	// compressed); it runs on the poller (or, for bytes that came with the
+	// handshake, on the dialing goroutine) and the slice is valid only
+	// during the call.
+	onMsg   func(msg []byte)
 	onClose func(err error)
+	// deflate: permessage-deflate was negotiated.
+	deflate bool
 
 	rmu     sync.Mutex // held by feed; Dial holds it until the conn is set up
 	pending []byte     // an incomplete frame carried to the next read
 	frag    []byte     // a fragmented message being assembled
 	inFrag  bool
+	fragZ   bool  // ... whose first frame had RSV1 set (compressed)
 	closeBy error // the server's close frame, if any
 
 	wmu   sync.Mutex
 	wbuf  []byte
+	zbuf  []byte // a compressed outgoing frame
 	maskx uint32 // xorshift state for mask keys
 
 	closed atomic.Bool
@@ -111,9 +139,9 @@ type wsConn struct {
 }
 
 // wsDial opens a WebSocket to addr (host:port) for path (with query),
-// binding to local when not nil, and hands it to p. onText and onClose
+// binding to local when not nil, and hands it to p. onMsg and onClose
 // must be set before any message can arrive, so they are arguments.
-func wsDial(ctx context.Context, p *wsPoller, d *net.Dialer, addr, path string, onText func([]byte), onClose func(error)) (*wsConn, error) {
+func wsDial(ctx context.Context, p *wsPoller, d *net.Dialer, addr, path string, opt wsOptions, onMsg func([]byte), onClose func(error)) (*wsConn, error) {
 	conn, err := d.DialContext(ctx, "tcp", addr)
 	if err != nil {
 		return nil, err
@@ -133,19 +161,25 @@ func wsDial(ctx context.Context, p *wsPoller, d *net.Dialer, addr, path string, 
 	req = append(req, addr...)
 	req = append(req, "\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: "...)
 	req = append(req, k...)
+	if opt.Subprotocol != "" {
+		req = append(append(req, "\r\nSec-WebSocket-Protocol: "...), opt.Subprotocol...)
+	}
+	if opt.Deflate {
+		req = append(req, "\r\nSec-WebSocket-Extensions: permessage-deflate; server_no_context_takeover; client_no_context_takeover"...)
+	}
 	req = append(req, "\r\n\r\n"...)
 	if _, err := conn.Write(req); err != nil {
 		conn.Close()
 		return nil, err
 	}
-	rest, err := wsHandshake(conn, k)
+	rest, err := wsHandshake(conn, k, opt)
 	if err != nil {
 		conn.Close()
 		return nil, err
 	}
 	_ = conn.SetDeadline(time.Time{})
 
-	w := &wsConn{onText: onText, onClose: onClose, maskx: uint32(time.Now().UnixNano()) | 1}
+	w := &wsConn{p: p, onMsg: onMsg, onClose: onClose, deflate: opt.Deflate, maskx: uint32(time.Now().UnixNano()) | 1}
 	nc, err := nbio.NBConn(conn) // dups the socket and closes conn
 	if err != nil {
 		conn.Close()
@@ -168,9 +202,9 @@ func wsDial(ctx context.Context, p *wsPoller, d *net.Dialer, addr, path string, 
 	return w, nil
 }
 
-// wsHandshake reads the server's handshake response; it returns the bytes
-// read past it.
-func wsHandshake(conn net.Conn, key string) ([]byte, error) {
+// wsHandshake reads the server's handshake response and checks that it
+// granted what opt asked for; it returns the bytes read past it.
+func wsHandshake(conn net.Conn, key string, opt wsOptions) ([]byte, error) {
 	buf := make([]byte, 0, 1024)
 	for {
 		if len(buf) == cap(buf) {
@@ -200,6 +234,12 @@ func wsHandshake(conn net.Conn, key string) ([]byte, error) {
 			h := sha1.Sum([]byte(key + "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"))
 			if resp.Header.Get("Sec-WebSocket-Accept") != base64.StdEncoding.EncodeToString(h[:]) {
 				return nil, errors.New("websocket handshake: bad Sec-WebSocket-Accept")
+			}
+			if got := resp.Header.Get("Sec-WebSocket-Protocol"); got != opt.Subprotocol {
+				return nil, fmt.Errorf("websocket handshake: asked for subprotocol %q, the server chose %q", opt.Subprotocol, got)
+			}
+			if err := checkDeflateResponse(resp.Header.Values("Sec-WebSocket-Extensions"), opt.Deflate); err != nil {
+				return nil, err
 			}
 			return rest, nil
 		}
@@ -254,7 +294,11 @@ func (w *wsConn) frame(b []byte) int {
 	if len(b) < 2 {
 		return 0
 	}
-	fin, op := b[0]&0x80 != 0, b[0]&0x0f
+	fin, op, rsv1 := b[0]&0x80 != 0, b[0]&0x0f, b[0]&0x40 != 0
+	if rsv1 && (!w.deflate || op == 0 || op >= 0x8) {
+		w.fail(errors.New("websocket: RSV1 set without permessage-deflate"))
+		return -1
+	}
 	masked := b[1]&0x80 != 0
 	n, h := uint64(b[1]&0x7f), 2
 	switch n {
@@ -287,15 +331,12 @@ func (w *wsConn) frame(b []byte) int {
 	case 0x0, 0x1, 0x2: // continuation, text, binary
 		switch {
 		case op != 0 && fin && !w.inFrag:
-			if op == 0x1 {
-				w.onText(p)
+			if !w.message(p, rsv1) {
+				return -1
 			}
 		case op != 0 && !w.inFrag:
-			w.inFrag = true
+			w.inFrag, w.fragZ = true, rsv1
 			w.frag = append(w.frag[:0], p...)
-			if op != 0x1 {
-				w.frag = w.frag[:0:0] // binary: dropped, as courier sends none
-			}
 		case op == 0 && w.inFrag:
 			if len(w.frag)+len(p) > wsMaxMessage {
 				w.fail(errors.New("websocket: message too large"))
@@ -304,10 +345,11 @@ func (w *wsConn) frame(b []byte) int {
 			w.frag = append(w.frag, p...)
 			if fin {
 				w.inFrag = false
-				if len(w.frag) > 0 {
-					w.onText(w.frag)
-				}
+				ok := w.message(w.frag, w.fragZ)
 				w.frag = nil
+				if !ok {
+					return -1
+				}
 			}
 		default:
 			w.fail(errors.New("websocket: bad fragmentation"))
@@ -338,6 +380,25 @@ func (w *wsConn) frame(b []byte) int {
 		return -1
 	}
 	return h + int(n)
+}
+
+// message passes one whole message on, inflating it first when it came
+// compressed; false means the connection failed.
+func (w *wsConn) message(p []byte, compressed bool) bool {
+	if !compressed {
+		w.onMsg(p)
+		return true
+	}
+	z := inflaters.Get().(*inflater)
+	out, err := z.inflate(p, wsMaxMessage)
+	if err != nil {
+		inflaters.Put(z)
+		w.fail(err)
+		return false
+	}
+	w.onMsg(out)
+	z.put()
+	return true
 }
 
 func (w *wsConn) fail(err error) {
@@ -378,6 +439,17 @@ func (w *wsConn) writeBuilt(op byte, build func([]byte) []byte) error {
 	defer w.wmu.Unlock()
 	b := append(w.wbuf[:0], make([]byte, wsHeadRoom)...)
 	b = build(b)
+	w.wbuf = b
+	if w.deflate && op < 0x8 && len(b)-wsHeadRoom >= minDeflate {
+		// Compressed like the server compresses: each message on its own,
+		// and only when it is large enough to gain.
+		z := append(w.zbuf[:0], make([]byte, wsHeadRoom)...)
+		if z, ok := appendDeflated(z, b[wsHeadRoom:]); ok {
+			w.zbuf = z
+			b = z
+			op |= 0x40 // RSV1
+		}
+	}
 	n := len(b) - wsHeadRoom
 	x := w.maskx // xorshift32: mask keys need not be secret here
 	x ^= x << 13
@@ -401,7 +473,7 @@ func (w *wsConn) writeBuilt(op byte, build func([]byte) []byte) error {
 	b[wsHeadRoom-hl] = 0x80 | op
 	binary.LittleEndian.PutUint32(b[wsHeadRoom-4:], x)
 	wsMask(b[wsHeadRoom:], x)
-	w.wbuf = b
+	w.p.tx.Add(int64(len(b) - wsHeadRoom + hl))
 	_, err := w.nc.Write(b[wsHeadRoom-hl:]) // copies what the kernel does not take
 	return err
 }

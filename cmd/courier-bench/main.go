@@ -5,6 +5,10 @@
 //
 //	courier-bench --url ws://127.0.0.1:8080 --secret S --scenario dm --users 1000 --duration 10s
 //
+// Against courier it speaks JSON or MessagePack (--encoding), with or
+// without permessage-deflate (--compress), to one node or, with a
+// comma-separated --url, to the nodes of a cluster in turn.
+//
 // Every run is bounded: by its own flags (counts, --duration, --settle,
 // --drain) and by --timeout, after which it gives up. It only connects to
 // loopback addresses.
@@ -17,11 +21,14 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"maps"
 	"net"
+	"net/http"
 	"net/url"
 	"os"
 	"os/signal"
 	"runtime/pprof"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -45,11 +52,39 @@ const (
 
 type options struct {
 	target, url, secret, apiKey, scenario string
-	cpuProfile                            string
-	pid, dialConc, sources                int
-	quiet                                 bool
+	cpuProfile, encoding                  string
+	serverPprof, serverProfile            string
+	pids                                  pidList
+	dialConc, sources                     int
+	quiet, compress                       bool
 	timeout, waitQuiet                    time.Duration
 	cfg                                   load.Config
+}
+
+// pidList is a comma-separated list of process ids.
+type pidList []int
+
+func (p *pidList) String() string {
+	s := make([]string, len(*p))
+	for i, v := range *p {
+		s[i] = strconv.Itoa(v)
+	}
+	return strings.Join(s, ",")
+}
+
+func (p *pidList) Set(v string) error {
+	var out []int
+	for _, f := range strings.Split(v, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(f))
+		if err != nil || n < 0 {
+			return fmt.Errorf("%q is not a process id", f)
+		}
+		if n > 0 {
+			out = append(out, n)
+		}
+	}
+	*p = out
+	return nil
 }
 
 func flags(stderr io.Writer) (*flag.FlagSet, *options) {
@@ -57,15 +92,20 @@ func flags(stderr io.Writer) (*flag.FlagSet, *options) {
 	fs := flag.NewFlagSet("courier-bench", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.StringVar(&o.target, "target", "courier", "server kind: courier or socketio")
-	fs.StringVar(&o.url, "url", "ws://127.0.0.1:8080", "server base URL (loopback only)")
+	fs.StringVar(&o.url, "url", "ws://127.0.0.1:8080", "server base URL (loopback only); courier: a comma-separated list of a cluster's nodes, which get the connections in turn")
 	fs.StringVar(&o.secret, "secret", os.Getenv("COURIER_JWT_SECRET"), "courier: JWT secret to mint tokens with (default $COURIER_JWT_SECRET)")
 	fs.StringVar(&o.apiKey, "api-key", os.Getenv("COURIER_API_KEY"), "courier: server API key, for reconnect (default $COURIER_API_KEY)")
 	fs.StringVar(&o.scenario, "scenario", "", "idle, dm, room or reconnect")
-	fs.IntVar(&o.pid, "pid", 0, "server pid for /proc measurements; 0: the process listening on the URL's port")
+	fs.Var(&o.pids, "server-pid", "server pid for /proc measurements (CPU, RSS), or a comma-separated list for a cluster, added up; none: the processes listening on the URLs' ports")
+	fs.Var(&o.pids, "pid", "same as --server-pid")
+	fs.StringVar(&o.encoding, "encoding", load.EncodingJSON, "courier: frame encoding, json or msgpack (the courier.msgpack subprotocol)")
+	fs.BoolVar(&o.compress, "compress", false, "courier: negotiate permessage-deflate (the server must run with --compress); inflate what arrives, compress sends of 256 bytes or more")
 	fs.IntVar(&o.dialConc, "dial-concurrency", 64, "connects in flight at once")
 	fs.IntVar(&o.sources, "sources", 0, "local addresses 127.0.0.10… to dial from; 0: one per 10000 idle connections")
 	fs.BoolVar(&o.quiet, "quiet", false, "no progress lines on stderr")
 	fs.StringVar(&o.cpuProfile, "cpuprofile", "", "write the load generator's CPU profile to this file")
+	fs.StringVar(&o.serverPprof, "server-pprof", "", "dm, room: HOST:PORT of the server's --pprof-addr, to take its CPU profile while the messages flow (--server-profile)")
+	fs.StringVar(&o.serverProfile, "server-profile", "", "dm, room: write the server's CPU profile over the sending time (--duration) to this file; needs --server-pprof")
 	fs.DurationVar(&o.timeout, "timeout", 10*time.Minute, "give up after this long")
 	fs.DurationVar(&o.waitQuiet, "wait-quiet", 0, "first wait up to this long for a second in which the machine is less than 0.25 cores busy")
 	c := &o.cfg
@@ -79,6 +119,7 @@ func flags(stderr io.Writer) (*flag.FlagSet, *options) {
 	fs.IntVar(&c.Window, "window", 0, "dm, room: messages in flight per sender (default 8; in rate mode a cap, default 256)")
 	fs.DurationVar(&c.Duration, "duration", 10*time.Second, "dm, room: how long to send")
 	fs.IntVar(&c.Size, "size", 64, "dm, room, reconnect: payload bytes (at least 20)")
+	fs.StringVar(&c.Fill, "fill", load.FillX, "what pads a payload after its time stamp: x (compresses to nearly nothing), text (English words) or random (letters and digits)")
 	fs.DurationVar(&c.Drain, "drain", 5*time.Second, "dm, room: how long to wait for the last acks and deliveries")
 	fs.IntVar(&c.Clients, "clients", 1000, "reconnect: clients")
 	fs.IntVar(&c.Backlog, "backlog", 10, "reconnect: messages per client while connected")
@@ -133,7 +174,25 @@ func run(args []string, stdout, stderr io.Writer) int {
 	if o.waitQuiet > 0 {
 		waitQuiet(ctx, o.waitQuiet, stderr)
 	}
+	var profiled chan error
+	if o.serverProfile != "" {
+		profiled = make(chan error, 1)
+		o.cfg.Sending = func() {
+			go func() { profiled <- serverProfile(ctx, o.serverPprof, o.cfg.Duration, o.serverProfile) }()
+		}
+	}
 	res, err := o.execute(ctx, stderr)
+	if profiled != nil {
+		select {
+		case perr := <-profiled:
+			if perr != nil {
+				fmt.Fprintln(stderr, "courier-bench: server profile:", perr)
+			} else {
+				fmt.Fprintln(stderr, "courier-bench: server CPU profile in", o.serverProfile)
+			}
+		case <-ctx.Done():
+		}
+	}
 	if res != nil {
 		summary(stderr, res)
 		line, jerr := json.Marshal(res)
@@ -170,18 +229,40 @@ func (o *options) check() error {
 		if o.scenario == "reconnect" {
 			return errors.New("the reconnect scenario needs a server with a stored inbox: --target courier")
 		}
+		if o.encoding != load.EncodingJSON || o.compress {
+			return errors.New("--encoding and --compress are courier options")
+		}
 	default:
 		return fmt.Errorf("--target %q: want courier or socketio", o.target)
 	}
-	u, err := url.Parse(o.url)
-	if err != nil || u.Host == "" {
+	switch o.encoding {
+	case load.EncodingJSON, load.EncodingMsgpack:
+	default:
+		return fmt.Errorf("--encoding %q: want json or msgpack", o.encoding)
+	}
+	urls := load.SplitURLs(o.url)
+	if len(urls) == 0 {
 		return fmt.Errorf("--url %q: want ws://HOST:PORT", o.url)
 	}
-	host := u.Hostname()
-	if ip := net.ParseIP(host); host != "localhost" && (ip == nil || !ip.IsLoopback()) {
-		return fmt.Errorf("--url %q: only loopback servers are allowed", o.url)
+	if len(urls) > 1 && o.target != "courier" {
+		return errors.New("--url: a list of nodes needs --target courier")
+	}
+	for _, s := range urls {
+		u, err := url.Parse(s)
+		if err != nil || u.Host == "" {
+			return fmt.Errorf("--url %q: want ws://HOST:PORT", s)
+		}
+		host := u.Hostname()
+		if ip := net.ParseIP(host); host != "localhost" && (ip == nil || !ip.IsLoopback()) {
+			return fmt.Errorf("--url %q: only loopback servers are allowed", s)
+		}
 	}
 	c := &o.cfg
+	switch c.Fill {
+	case load.FillX, load.FillText, load.FillRandom:
+	default:
+		return fmt.Errorf("--fill %q: want x, text or random", c.Fill)
+	}
 	switch {
 	case c.Conns < 1 || c.Conns > maxConns:
 		return fmt.Errorf("--conns must be 1..%d", maxConns)
@@ -199,6 +280,8 @@ func (o *options) check() error {
 		return errors.New("--rate and --window must not be negative")
 	case o.timeout <= 0:
 		return errors.New("--timeout must be positive")
+	case (o.serverPprof == "") != (o.serverProfile == ""):
+		return errors.New("--server-pprof and --server-profile go together")
 	}
 	return nil
 }
@@ -210,15 +293,23 @@ func (o *options) execute(ctx context.Context, stderr io.Writer) (*load.Result, 
 	if !o.quiet {
 		cfg.Log = stderr
 	}
-	u, _ := url.Parse(o.url)
-	cfg.PID = o.pid
-	if cfg.PID == 0 {
-		port, err := strconv.Atoi(u.Port())
-		if err != nil {
-			return nil, fmt.Errorf("--url %q has no port to find the server by; give --pid", o.url)
-		}
-		if cfg.PID, err = load.FindListener(port); err != nil {
-			fmt.Fprintf(stderr, "courier-bench: %v; no server measurements from /proc (give --pid)\n", err)
+	cfg.PIDs = o.pids
+	if len(cfg.PIDs) == 0 {
+		for _, s := range load.SplitURLs(o.url) {
+			u, _ := url.Parse(s)
+			port, err := strconv.Atoi(u.Port())
+			if err != nil {
+				return nil, fmt.Errorf("--url %q has no port to find the server by; give --server-pid", s)
+			}
+			pid, err := load.FindListener(port)
+			if err != nil {
+				fmt.Fprintf(stderr, "courier-bench: %v; no server measurements from /proc (give --server-pid)\n", err)
+				cfg.PIDs = nil
+				break
+			}
+			if !slices.Contains(cfg.PIDs, pid) {
+				cfg.PIDs = append(cfg.PIDs, pid)
+			}
 		}
 	}
 	n := o.sources
@@ -244,8 +335,9 @@ func (o *options) execute(ctx context.Context, stderr io.Writer) (*load.Result, 
 		}
 		defer d.Close()
 		d.Sources, d.PerSource = sources, perSource
+		d.Encoding, d.Compress = o.encoding, o.compress
 		cfg.Driver = d
-		cfg.MetricsURL = d.MetricsURL()
+		cfg.MetricsURLs = d.MetricsURLs()
 	case "socketio":
 		d, err := load.NewSocketIO(o.url)
 		if err != nil {
@@ -256,6 +348,35 @@ func (o *options) execute(ctx context.Context, stderr io.Writer) (*load.Result, 
 		cfg.Driver = d
 	}
 	return load.Run(ctx, cfg)
+}
+
+// serverProfile saves the server's CPU profile over the next d (whole
+// seconds, at least one) from its pprof endpoint at addr.
+func serverProfile(ctx context.Context, addr string, d time.Duration, path string) error {
+	secs := max(int(d.Seconds()), 1)
+	ctx, cancel := context.WithTimeout(ctx, time.Duration(secs)*time.Second+30*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+addr+"/debug/pprof/profile?seconds="+strconv.Itoa(secs), nil)
+	if err != nil {
+		return err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("%s: HTTP %d", req.URL, resp.StatusCode)
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(f, resp.Body); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
 }
 
 // waitQuiet waits, up to limit, for a second in which the machine's cores
@@ -285,10 +406,26 @@ func waitQuiet(ctx context.Context, limit time.Duration, stderr io.Writer) {
 func summary(w io.Writer, r *load.Result) {
 	var b strings.Builder
 	fmt.Fprintf(&b, "== %s %s", r.Target, r.Scenario)
-	if r.ServerPID > 0 {
+	if r.Encoding != "" {
+		fmt.Fprintf(&b, ", %s", r.Encoding)
+	}
+	if r.Compress {
+		b.WriteString(", permessage-deflate")
+	}
+	switch {
+	case r.ServerPID > 0:
 		fmt.Fprintf(&b, " (server pid %d)", r.ServerPID)
+	case len(r.ServerPIDs) > 0:
+		fmt.Fprintf(&b, " (server pids %v, added up)", r.ServerPIDs)
 	}
 	b.WriteString("\n")
+	if len(r.ConnsPerURL) > 0 {
+		b.WriteString("connections  ")
+		for _, u := range slices.Sorted(maps.Keys(r.ConnsPerURL)) {
+			fmt.Fprintf(&b, " %s: %d", u, r.ConnsPerURL[u])
+		}
+		b.WriteString("\n")
+	}
 	if i := r.IdleResult; i != nil {
 		fmt.Fprintf(&b, "connections   %d of %d in %.2fs (%.0f/s), %d dial errors, %d dropped while idle\n", i.Connected, i.Conns, i.ConnectS, i.ConnectsPerS, i.DialErrors, i.Dropped)
 		fmt.Fprintf(&b, "server RSS    %d → %d KiB: %.2f KiB per connection", i.ServerRSSBeforeKiB, i.ServerRSSAfterKiB, i.ServerKiBPerConn)
@@ -308,12 +445,18 @@ func summary(w io.Writer, r *load.Result) {
 		}
 		fmt.Fprintf(&b, "load          %s, %s mode (rate %g, window %d), %d-byte payloads, %.1fs\n", kind, f.Mode, f.Rate, f.Window, f.Size, f.DurationS)
 		fmt.Fprintf(&b, "messages      sent %d, acked %d, ack errors %d, unacked %d, send errors %d, skipped %d\n", f.Sent, f.Acked, f.AckErrors, f.Unacked, f.SendErrors, f.Skipped)
+		if f.Late > 0 {
+			fmt.Fprintf(&b, "generator     fell behind its schedule: %d sends dropped (%.1f%%); it, not the server, limited this run\n", f.Late, 100*float64(f.Late)/float64(f.Late+f.Sent))
+		}
 		fmt.Fprintf(&b, "deliveries    %d of %d expected, lost %d, extra %d, seq errors %d, dropped conns %d\n", f.Delivered, f.Expected, f.Lost, f.Extra, f.SeqErrors, f.Dropped)
 		fmt.Fprintf(&b, "throughput    %.0f deliveries/s over %.2fs\n", f.DeliveredPS, f.ElapsedS)
 		fmt.Fprintf(&b, "latency ms    p50 %.3f  p90 %.3f  p99 %.3f  max %.3f\n", f.LatP50ms, f.LatP90ms, f.LatP99ms, f.LatMaxms)
 		fmt.Fprintf(&b, "server CPU    %.2fs: %.0f deliveries per CPU-second\n", f.ServerCPUs, f.PerServerCPU)
 		fmt.Fprintf(&b, "generator CPU %.2fs: %.2f µs per delivery\n", f.GenCPUs, f.GenUsPerMsg)
 		fmt.Fprintf(&b, "other CPU     %.2f cores busy with something else\n", f.OtherCores)
+		if f.WireIn > 0 {
+			fmt.Fprintf(&b, "wire bytes    %d in (%.1f per delivery), %d out\n", f.WireIn, f.WireInPerDelivery, f.WireOut)
+		}
 	}
 	if c := r.ReconnectResult; c != nil {
 		fmt.Fprintf(&b, "clients       %d, backlog %d + %d while down (%d API sends, %d errors, %.0f/s)\n", c.Clients, c.Backlog, c.Down, c.APISends, c.APIErrors, c.APISendPS)

@@ -3,10 +3,17 @@ package main
 import (
 	"bytes"
 	"encoding/json"
-	"github.com/courier-im/courier/internal/testnode"
 	"net"
+	"net/http"
+	"net/http/pprof"
+	"os"
+	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/courier-im/courier/internal/testnode"
+	"github.com/courier-im/courier/server"
 )
 
 // startNode runs a courier node in this process and returns its ws:// URL.
@@ -68,6 +75,91 @@ func TestScenarios(t *testing.T) {
 	}
 }
 
+// TestScenariosMsgpackDeflate runs every scenario in MessagePack with
+// permessage-deflate against a node that offers it, with payloads large
+// enough to be compressed.
+func TestScenariosMsgpackDeflate(t *testing.T) {
+	url := testnode.Start(t, "", "s3", "k3", func(c *server.Config) { c.Compression = true }).WS()
+	for _, tc := range []struct {
+		args  []string
+		check func(map[string]any) bool
+	}{
+		{[]string{"--scenario", "idle", "--conns", "20", "--settle", "100ms"},
+			func(m map[string]any) bool { return m["connected"] == 20.0 }},
+		{[]string{"--scenario", "dm", "--users", "10", "--durable", "--duration", "500ms", "--window", "2"},
+			func(m map[string]any) bool {
+				return m["sent"].(float64) > 0 && m["delivered"] == m["sent"] && m["lost"] == 0.0 && m["seq_errors"] == 0.0 &&
+					m["wire_in_bytes_per_delivery"].(float64) > 0
+			}},
+		{[]string{"--scenario", "room", "--rooms", "2", "--members", "3", "--rate", "50", "--duration", "500ms"},
+			func(m map[string]any) bool { return m["delivered"] == 2*m["acked"].(float64) && m["lost"] == 0.0 }},
+		{[]string{"--scenario", "reconnect", "--clients", "10", "--backlog", "3", "--api-key", "k3"},
+			func(m map[string]any) bool { return m["verified"] == true && m["received"] == 60.0 }},
+	} {
+		args := append([]string{"--url", url, "--secret", "s3", "--quiet", "--encoding", "msgpack", "--compress", "--size", "700", "--fill", "text"}, tc.args...)
+		code, m, stderr := bench(t, args...)
+		if code != 0 || m == nil || m["encoding"] != "msgpack" || m["compress"] != true || m["error"] != nil || !tc.check(m) {
+			t.Errorf("%v: exit %d, %v\n%s", tc.args, code, m, stderr)
+		}
+		if !strings.Contains(stderr, "== courier "+tc.args[1]+", msgpack, permessage-deflate") {
+			t.Errorf("no summary on stderr:\n%s", stderr)
+		}
+	}
+}
+
+// TestClusterURLs: a comma-separated --url spreads the connections over
+// the nodes and reports how many each got; the server pids found for
+// both listeners (this process) count once.
+func TestClusterURLs(t *testing.T) {
+	a, b := startNode(t), startNode(t)
+	code, m, stderr := bench(t, "--url", a+","+b, "--secret", "s3", "--quiet", "--scenario", "idle", "--conns", "30", "--settle", "100ms")
+	if code != 0 || m == nil {
+		t.Fatalf("exit %d\n%s", code, stderr)
+	}
+	per, _ := m["conns_per_url"].(map[string]any)
+	if per[a] != 15.0 || per[b] != 15.0 || m["server_connections"] != 30.0 || m["server_pid"] == nil {
+		t.Errorf("conns_per_url %v, server_connections %v, server_pid %v", per, m["server_connections"], m["server_pid"])
+	}
+	if !strings.Contains(stderr, "connections   "+a+": 15 "+b+": 15") && !strings.Contains(stderr, "connections   "+b+": 15 "+a+": 15") {
+		t.Errorf("no per-URL line:\n%s", stderr)
+	}
+	// One URL: no per-URL report, as before.
+	if _, m, _ := bench(t, "--url", a, "--secret", "s3", "--quiet", "--scenario", "idle", "--conns", "3", "--settle", "10ms"); m == nil || m["conns_per_url"] != nil || m["server_pids"] != nil {
+		t.Errorf("single URL: %v", m)
+	}
+	// Explicit pids, added up (the same process twice counts twice). The
+	// two test nodes share no broker, so dms across them are lost: a short
+	// drain.
+	pid := strconv.Itoa(os.Getpid())
+	if _, m, _ := bench(t, "--url", a+","+b, "--server-pid", pid+","+pid, "--secret", "s3", "--quiet", "--scenario", "dm", "--users", "4", "--duration", "200ms", "--drain", "100ms"); m == nil || len(m["server_pids"].([]any)) != 2 {
+		t.Errorf("--server-pid list: %v", m)
+	}
+}
+
+// TestServerProfile: --server-pprof/--server-profile save the server's
+// CPU profile over the sending time.
+func TestServerProfile(t *testing.T) {
+	url := startNode(t)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	hs := &http.Server{Handler: mux}
+	go func() { _ = hs.Serve(ln) }()
+	defer hs.Close()
+	out := filepath.Join(t.TempDir(), "server.prof")
+	code, m, stderr := bench(t, "--url", url, "--secret", "s3", "--quiet", "--scenario", "dm", "--users", "4", "--duration", "1s",
+		"--server-pprof", ln.Addr().String(), "--server-profile", out)
+	if code != 0 || m == nil {
+		t.Fatalf("exit %d\n%s", code, stderr)
+	}
+	if fi, err := os.Stat(out); err != nil || fi.Size() == 0 || !strings.Contains(stderr, "server CPU profile in") {
+		t.Fatalf("profile: %v %v\n%s", fi, err, stderr)
+	}
+}
+
 func TestBadFlags(t *testing.T) {
 	for _, args := range [][]string{
 		{},
@@ -83,6 +175,15 @@ func TestBadFlags(t *testing.T) {
 		{"--scenario", "dm", "--secret", "s", "--duration", "0s"},
 		{"--scenario", "dm", "--target", "nats"},
 		{"--scenario", "dm", "--secret", "s", "stray"},
+		{"--scenario", "dm", "--secret", "s", "--encoding", "protobuf"},
+		{"--scenario", "dm", "--target", "socketio", "--encoding", "msgpack"},
+		{"--scenario", "dm", "--target", "socketio", "--compress"},
+		{"--scenario", "dm", "--target", "socketio", "--url", "ws://127.0.0.1:1,ws://127.0.0.1:2"},
+		{"--scenario", "dm", "--secret", "s", "--url", "ws://127.0.0.1:1,ws://10.0.0.1:2"},
+		{"--scenario", "dm", "--secret", "s", "--url", " , "},
+		{"--scenario", "dm", "--secret", "s", "--fill", "zeros"},
+		{"--scenario", "dm", "--secret", "s", "--server-pid", "12,x"},
+		{"--scenario", "dm", "--secret", "s", "--server-pprof", "127.0.0.1:1"},
 	} {
 		if code, m, _ := bench(t, args...); code != 2 || m != nil {
 			t.Errorf("%v: exit %d, output %v; want 2 and nothing on stdout", args, code, m)

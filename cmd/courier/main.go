@@ -3,6 +3,8 @@
 //	courier serve --dev                 run with the embedded defaults
 //	courier serve --addr ... --data ... --jwt-secret ... --api-key ...
 //	courier token --secret S --user alice [--ttl 1h]
+//	courier listen --url ws://HOST:PORT --token T
+//	courier send --url ws://HOST:PORT --token T --to bob '{"text":"hi"}'
 package main
 
 import (
@@ -16,6 +18,8 @@ const usage = `courier delivers messages to specific users over WebSocket.
 Usage:
   courier serve [flags]    run the server (courier serve --help for flags)
   courier token [flags]    print a signed token for a user
+  courier listen [flags]   print a user's incoming messages, one JSON line each
+  courier send [flags] JSON  send a message as a user and print the ack
   courier version          print the version
 
 Every flag can also be set with an environment variable: --jwt-secret is
@@ -39,6 +43,10 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return serve(args[1:], stdout, stderr)
 	case "token":
 		return token(args[1:], stdout, stderr)
+	case "listen":
+		return listen(args[1:], stdout, stderr)
+	case "send":
+		return send(args[1:], stdout, stderr)
 	case "version", "--version":
 		fmt.Fprintln(stdout, "courier", version)
 		return 0

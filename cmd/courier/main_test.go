@@ -484,6 +484,11 @@ func TestServeStartupErrors(t *testing.T) {
 		{"bad env value", environ("COURIER_MAX_MESSAGE=lots"), []string{"--jwt-secret", "S", "--api-key", "K"}, "COURIER_MAX_MESSAGE"},
 		{"bad log level", environ(), []string{"--jwt-secret", "S", "--api-key", "K", "--log-level", "loud"}, "--log-level"},
 		{"stray argument", environ(), []string{"--jwt-secret", "S", "--api-key", "K", "now"}, "now"},
+		{"broker without a shared store", environ(), []string{"--jwt-secret", "S", "--api-key", "K", "--broker", "nats://127.0.0.1:4222"}, "--store"},
+		{"unknown broker", environ(), []string{"--jwt-secret", "S", "--api-key", "K", "--store", "postgres://x@127.0.0.1/db", "--broker", "kafka://k:9092"}, "--broker"},
+		{"retention under a day", environ(), []string{"--jwt-secret", "S", "--api-key", "K", "--retention", "1h"}, "--retention"},
+		{"webhook url without secret", environ(), []string{"--jwt-secret", "S", "--api-key", "K", "--webhook-url", "http://127.0.0.1:1/hook"}, "--webhook"},
+		{"unknown store", environ(), []string{"--jwt-secret", "S", "--api-key", "K", "--store", "mysql://x@127.0.0.1/db"}, "--store"},
 	} {
 		args := append([]string{"serve", "--addr", "127.0.0.1:0", "--data", data}, tt.args...)
 		r := runCmd(t, dir, tt.env, args...)

@@ -22,12 +22,15 @@ import (
 	"github.com/courier-im/courier"
 	"github.com/courier-im/courier/jwt"
 	"github.com/courier-im/courier/server"
-	"github.com/courier-im/courier/sqlite"
 	"github.com/courier-im/courier/web"
+	"github.com/courier-im/courier/webhook"
 )
 
 type serveConfig struct {
 	addr, data, jwtSecret, apiKey, logLevel, pprofAddr string
+	store, broker, clusterName                         string
+	webhook                                            webhook.Config
+	hub                                                courier.Config
 	dev                                                bool
 	srv                                                server.Config
 }
@@ -48,6 +51,17 @@ func serveFlags(stderr io.Writer) (*flag.FlagSet, *serveConfig) {
 	fs.IntVar(&c.srv.RateBurst, "rate-burst", 2000, "frames a connection may send at once above --rate")
 	fs.DurationVar(&c.srv.PingInterval, "ping-interval", 25*time.Second, "how often connections are pinged; 2.5 intervals of silence close one")
 	fs.BoolVar(&c.srv.Compression, "compress", false, "offer permessage-deflate to clients that ask (costs CPU; see docs/benchmarks.md)")
+	fs.StringVar(&c.store, "store", "", "shared store for a cluster: postgres://USER@HOST:PORT/DB (default: SQLite in --data)")
+	fs.StringVar(&c.broker, "broker", "", "broker joining the nodes of a cluster: nats://HOST:PORT or redis://HOST:PORT (default: a single node)")
+	fs.StringVar(&c.clusterName, "cluster-name", "courier", "name of the cluster on the broker; nodes with the same broker and name form one cluster")
+	fs.IntVar(&c.hub.MaxWatches, "max-watches", courier.DefaultMaxWatches, "users one connection may watch for presence changes")
+	fs.BoolVar(&c.hub.RoomsRequireClaim, "rooms-require-claim", false, "refuse every room to tokens without a rooms claim (by default they may join any room)")
+	fs.DurationVar(&c.hub.Retention, "retention", 0, "delete messages older than this (at least 24h, e.g. 720h); 0 keeps them forever")
+	fs.StringVar(&c.webhook.URL, "webhook-url", "", "POST offline_message notifications here when a user with no live connection gets a durable message")
+	fs.StringVar(&c.webhook.Secret, "webhook-secret", "", "HMAC-SHA256 key of the webhook's X-Courier-Signature header (prefer COURIER_WEBHOOK_SECRET)")
+	fs.IntVar(&c.webhook.Queue, "webhook-queue", webhook.DefaultQueue, "webhook notifications waiting to be sent; more are dropped and counted")
+	fs.IntVar(&c.webhook.MaxAttempts, "webhook-attempts", webhook.DefaultMaxAttempts, "tries per webhook notification, the first included")
+	fs.DurationVar(&c.webhook.Timeout, "webhook-timeout", webhook.DefaultTimeout, "time limit of one webhook request")
 	fs.StringVar(&c.pprofAddr, "pprof-addr", "", "serve Go's pprof profiles on this address (e.g. 127.0.0.1:6060); off when empty")
 	fs.StringVar(&c.logLevel, "log-level", "info", "debug, info, warn or error")
 	return fs, c
@@ -83,6 +97,26 @@ func runServer(c *serveConfig, log *slog.Logger, stdout io.Writer) error {
 	if !c.dev && c.apiKey == "" {
 		return errors.New("--api-key (or COURIER_API_KEY) is required; use --dev to try courier without one")
 	}
+	if err := checkEngines(c); err != nil {
+		return err
+	}
+	if (c.webhook.URL == "") != (c.webhook.Secret == "") {
+		return errors.New("--webhook-url and --webhook-secret (or COURIER_WEBHOOK_SECRET) go together")
+	}
+	if c.hub.Retention < 0 || (c.hub.Retention > 0 && c.hub.Retention < 24*time.Hour) {
+		// Idempotency keys go with their messages, and the contract
+		// remembers them for at least 24 hours.
+		return errors.New("--retention must be 0 (forever) or at least 24h: idempotency keys are kept as long as their messages, and at least 24 hours")
+	}
+	var notifier *webhook.Notifier
+	if c.webhook.URL != "" {
+		c.webhook.Logger = log
+		var err error
+		if notifier, err = webhook.New(c.webhook); err != nil {
+			return err
+		}
+		c.hub.Offline = func(user string, m courier.Message) { notifier.Notify(user, m) }
+	}
 	// Catch the signals from the start: a SIGTERM during startup then
 	// shuts down cleanly once the server runs instead of killing it.
 	sig := make(chan os.Signal, 1)
@@ -104,14 +138,25 @@ func runServer(c *serveConfig, log *slog.Logger, stdout io.Writer) error {
 		// it back (up to 10-20 ms). A second P costs nothing on one core.
 		runtime.GOMAXPROCS(2)
 	}
-	store, err := sqlite.Open(c.data)
+	store, err := openStore(c, log)
 	if err != nil {
-		return fmt.Errorf("open store in %s: %w", c.data, err)
+		return err
 	}
 	defer store.Close()
+	broker, err := openBroker(c, log)
+	if err != nil {
+		return err
+	}
+	if broker != nil {
+		defer broker.Close()
+	}
 
 	metrics := server.NewMetrics(nil)
-	hub, err := courier.NewHub(courier.Config{Store: store, Logger: log, Metrics: metrics})
+	if notifier != nil {
+		metrics.Webhook(notifier.Stats)
+	}
+	c.hub.Store, c.hub.Logger, c.hub.Metrics, c.hub.Broker = store, log, metrics, broker
+	hub, err := courier.NewHub(c.hub)
 	if err != nil {
 		return err
 	}
@@ -141,7 +186,7 @@ func runServer(c *serveConfig, log *slog.Logger, stdout io.Writer) error {
 		}
 		defer stopPprof()
 	}
-	log.Info("listening on "+ln.Addr().String(), "data", c.data, "dev", c.dev)
+	log.Info("listening on "+ln.Addr().String(), "data", c.data, "dev", c.dev, "node", hub.Node(), "store", redact(c.store), "broker", redact(c.broker))
 
 	select {
 	case s := <-sig:
@@ -158,6 +203,19 @@ func runServer(c *serveConfig, log *slog.Logger, stdout io.Writer) error {
 	}
 	if err := hub.Close(); err != nil {
 		return fmt.Errorf("stop hub: %w", err)
+	}
+	if notifier != nil {
+		// After the hub: messages stored during the shutdown still notify.
+		wctx, wcancel := context.WithTimeout(context.Background(), 5*time.Second)
+		if err := notifier.Close(wctx); err != nil {
+			log.Warn("webhook notifications left unsent", "err", err)
+		}
+		wcancel()
+	}
+	if broker != nil {
+		if err := broker.Close(); err != nil {
+			log.Warn("close broker", "err", err)
+		}
 	}
 	if err := store.Close(); err != nil {
 		return fmt.Errorf("close store: %w", err)

@@ -37,6 +37,12 @@ type Node struct {
 // when the test ends.
 func Start(t testing.TB, dir, secret, apiKey string, tweak ...func(*server.Config)) *Node {
 	t.Helper()
+	return StartWith(t, dir, secret, apiKey, nil, tweak...)
+}
+
+// StartWith is Start with hub, when not nil, adjusting the hub's config.
+func StartWith(t testing.TB, dir, secret, apiKey string, hub func(*courier.Config), tweak ...func(*server.Config)) *Node {
+	t.Helper()
 	if dir == "" {
 		dir = t.TempDir()
 	}
@@ -49,11 +55,15 @@ func Start(t testing.TB, dir, secret, apiKey string, tweak ...func(*server.Confi
 		t.Fatalf("open store: %v", err)
 	}
 	metrics := server.NewMetrics(nil)
-	hub, err := courier.NewHub(courier.Config{Store: store, Logger: log, Metrics: metrics})
+	hcfg := courier.Config{Store: store, Logger: log, Metrics: metrics}
+	if hub != nil {
+		hub(&hcfg)
+	}
+	h, err := courier.NewHub(hcfg)
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfg := server.Config{Hub: hub, Auth: jwt.New([]byte(secret)), APIKey: apiKey, Logger: log, Metrics: metrics}
+	cfg := server.Config{Hub: h, Auth: jwt.New([]byte(secret)), APIKey: apiKey, Logger: log, Metrics: metrics}
 	for _, f := range tweak {
 		f(&cfg)
 	}
@@ -65,7 +75,7 @@ func Start(t testing.TB, dir, secret, apiKey string, tweak ...func(*server.Confi
 	if err != nil {
 		t.Fatal(err)
 	}
-	n := &Node{URL: "http://" + ln.Addr().String(), Dir: dir, Store: store, Hub: hub, Srv: srv, hs: &http.Server{Handler: srv.Handler()}}
+	n := &Node{URL: "http://" + ln.Addr().String(), Dir: dir, Store: store, Hub: h, Srv: srv, hs: &http.Server{Handler: srv.Handler()}}
 	go func() { _ = n.hs.Serve(ln) }()
 	t.Cleanup(n.Stop)
 	return n

@@ -1,6 +1,7 @@
 // Command latplot draws latency percentiles against offered rate from
-// courier-bench JSON lines (dm scenario, --rate runs), one line per target
-// and percentile, as the PNG in docs/benchmarks.md.
+// courier-bench JSON lines (dm scenario, volatile --rate runs in JSON
+// without compression), one line per target and percentile, each point the
+// median of the runs at that rate, as the PNG in docs/benchmarks.md.
 //
 //	go run ./bench/plot/latplot -out docs/latency.png bench/results/*.jsonl
 package main
@@ -21,6 +22,8 @@ type run struct {
 	Scenario string  `json:"scenario"`
 	Mode     string  `json:"mode"`
 	Durable  bool    `json:"durable"`
+	Encoding string  `json:"encoding"`
+	Compress bool    `json:"compress"`
 	Rate     float64 `json:"rate"`
 	P50      float64 `json:"lat_p50_ms"`
 	P99      float64 `json:"lat_p99_ms"`
@@ -40,7 +43,8 @@ func main() {
 		sc := bufio.NewScanner(f)
 		for sc.Scan() {
 			var r run
-			if json.Unmarshal(sc.Bytes(), &r) != nil || r.Scenario != "dm" || r.Mode != "rate" || r.Durable {
+			if json.Unmarshal(sc.Bytes(), &r) != nil || r.Scenario != "dm" || r.Mode != "rate" || r.Durable ||
+				(r.Encoding != "" && r.Encoding != "json") || r.Compress {
 				continue
 			}
 			for m, v := range map[*map[string]map[float64][]float64]float64{&p50: r.P50, &p99: r.P99} {
@@ -71,7 +75,7 @@ func main() {
 			series = append(series, s)
 		}
 	}
-	c := plot.Chart{Title: "Direct messages, 1,000 users, volatile: end-to-end latency vs offered rate (one core each)",
+	c := plot.Chart{Title: "Direct messages, 1,000 users, volatile: end-to-end latency vs offered rate (one core each; medians of the runs)",
 		XLabel: "offered msg/s", YLabel: "latency, ms (log)", Series: series}
 	w, err := os.Create(*out)
 	if err != nil {
