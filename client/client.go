@@ -4,29 +4,59 @@
 // A Client keeps one connection to a courier server and reconnects by itself
 // when it breaks: it backs off exponentially with jitter, resumes with
 // since= the last inbox seq it delivered (so no stored message is lost or
-// delivered twice across a reconnect), joins its rooms again and sends again
-// every durable send that was not acknowledged, with its idempotency key.
+// delivered twice across a reconnect), joins its rooms again, watches its
+// watched users again and sends again every durable send that was not
+// acknowledged, with its idempotency key.
 //
 //	c, err := client.Dial(ctx, "ws://127.0.0.1:9000", client.Options{Token: tok})
 //	if err != nil { ... }
 //	defer c.Close()
 //	ack, err := c.Send(ctx, "bob", "chat", map[string]string{"text": "hi"})
 //	for m := range c.Messages() { ... }
+//
+// # Requests
+//
+// Every request method (Send, Publish, Join, History, Presence, ...) waits
+// for the server's reply and returns the server's error frame as an *Error
+// with its Code. Matching replies to requests, reading and writing happen on
+// the client's own goroutines; the methods may be called from any goroutine.
+//
+// # Queries and the connection
+//
+// Reads that change nothing, or nothing more when repeated — History,
+// Search, Presence, Conversations, Read, Watch and Unwatch — are sent again
+// on the next connection when the connection breaks before their reply: the
+// caller just waits longer (bound it with ctx). The same goes for durable
+// sends (with their idempotency key) and for a Publish with a Key. What
+// could be delivered twice if repeated — volatile sends, a Publish without
+// Key — and Join and Leave fail with ErrConnectionLost instead. While the
+// client is reconnecting, new requests of the first kind are queued and sent
+// on the next connection; the others wait for it.
+//
+// # Events
+//
+// With Options.Events, receipts (a message of this user was delivered or
+// read), presence changes of watched users and expired notices (a replay
+// started past messages that retention deleted) arrive on Events, in the
+// order the server sent them. Like Messages, the Events channel holds
+// Options.Buffer items; while it is full the client stops reading from the
+// connection, so nothing is dropped and the server's own slow-consumer limit
+// applies. Without Options.Events these frames are discarded and Events
+// gets nothing.
+//
+// After a reconnect the client watches its watched users again, and the
+// server tells the current state of each of them again: a PresenceChange
+// may repeat the state already known, and covers any change missed while
+// disconnected.
 package client
 
 import (
 	"context"
-	crand "crypto/rand"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"math/rand/v2"
 	"net/http"
 	"net/url"
-	"sort"
-	"strconv"
-	"strings"
 	"sync"
 	"time"
 
@@ -56,15 +86,23 @@ type Options struct {
 	// reconnection attempts (defaults 200ms and 10s).
 	MinBackoff, MaxBackoff time.Duration
 
-	// Buffer is the capacity of the Messages channel (default 256). While
-	// the channel is full the client stops reading from the connection.
+	// Buffer is the capacity of the Messages channel and of the Events
+	// channel (default 256 each). While either is full the client stops
+	// reading from the connection.
 	Buffer int
+
+	// Events turns on the Events channel: receipts, presence changes of
+	// watched users and expired notices are delivered on it. When false,
+	// they are discarded, so that a program that never reads Events does
+	// not stall.
+	Events bool
 
 	// HTTPHeader is added to the WebSocket handshake request.
 	HTTPHeader http.Header
 }
 
-// A Message is a message frame received from the server.
+// A Message is a message frame received from the server, or one message of
+// a History, Search or Conversations reply.
 type Message struct {
 	ID    string          `json:"msg"`            // the message id
 	From  string          `json:"from"`           // the authenticated sender or a server API label
@@ -100,8 +138,8 @@ var (
 	// ErrClosed is returned by requests on a Client that was closed.
 	ErrClosed = errors.New("courier: client closed")
 	// ErrConnectionLost is returned by a request that cannot be sent
-	// again safely (volatile send, publish, join, leave) when the
-	// connection broke before its reply.
+	// again safely (volatile send, publish without a key, join, leave)
+	// when the connection broke before its reply.
 	ErrConnectionLost = errors.New("courier: connection lost before the reply")
 	// ErrUnauthorized is returned when the server refuses the token with
 	// HTTP 401 and no fresh one can be had.
@@ -120,22 +158,6 @@ func (e *CloseError) Error() string {
 	return fmt.Sprintf("courier: connection closed by the server: %d %s", int(e.Code), e.Reason)
 }
 
-// A SendOption changes how Send sends a message.
-type SendOption func(*sendOpts)
-
-type sendOpts struct {
-	volatile bool
-	key      string
-}
-
-// Volatile makes a send live only: not stored, not replayed, not sent again
-// after a reconnect.
-func Volatile() SendOption { return func(o *sendOpts) { o.volatile = true } }
-
-// Key sets the idempotency key of a durable send. Without it, Send makes up
-// a random one, so that a send repeated after a reconnect is stored once.
-func Key(k string) SendOption { return func(o *sendOpts) { o.key = k } }
-
 // A Client is a connection to a courier server that reconnects by itself.
 // Its methods may be called from any goroutine.
 type Client struct {
@@ -148,6 +170,7 @@ type Client struct {
 	closeOnce sync.Once
 	done      chan struct{} // closed when run has returned
 	msgs      chan Message
+	events    chan Event
 	cancel    context.CancelFunc
 
 	mu      sync.Mutex
@@ -160,24 +183,11 @@ type Client struct {
 	nextID  uint64
 	pending map[string]*request
 	rooms   map[string]bool
+	watched map[string]bool
 	err     error // why the client stopped, once done is closed
 }
 
-// A request waits for its reply.
-type request struct {
-	order  uint64
-	frame  []byte
-	resend bool // durable send: written again after a reconnect
-	reply  chan reply
-	room   string // for join: the room to remember once acked
-}
-
-type reply struct {
-	ack Ack
-	err error
-}
-
-// frame is any frame from the server.
+// frame is any frame from the server, as far as the client routes it.
 type frame struct {
 	Type    string `json:"type"`
 	ID      string `json:"id"`
@@ -216,8 +226,9 @@ func Dial(ctx context.Context, rawURL string, opts Options) (*Client, error) {
 	c := &Client{
 		url: u, opts: opts, token: opts.Token, lastSeq: opts.Since, known: opts.Since > 0,
 		closing: make(chan struct{}), done: make(chan struct{}),
-		msgs: make(chan Message, opts.Buffer), ready: make(chan struct{}),
-		pending: map[string]*request{}, rooms: map[string]bool{},
+		msgs: make(chan Message, opts.Buffer), events: make(chan Event, opts.Buffer),
+		ready:   make(chan struct{}),
+		pending: map[string]*request{}, rooms: map[string]bool{}, watched: map[string]bool{},
 	}
 	ws, w, err := c.dial(ctx, opts.TokenFunc != nil)
 	if err != nil {
@@ -326,414 +337,4 @@ func (c *Client) Close() error {
 	})
 	<-c.done
 	return nil
-}
-
-// Send sends a message to user to (or to "conn:<id>", one connection) with
-// the event name and data (marshalled with encoding/json; a
-// json.RawMessage is sent as is). A durable send (the default) is given an
-// idempotency key when it has none and is sent again after a reconnect
-// until it is acknowledged, so it is stored once. Send returns the ack, or
-// the server's error frame as an *Error.
-func (c *Client) Send(ctx context.Context, to, event string, data any, opts ...SendOption) (Ack, error) {
-	var o sendOpts
-	for _, f := range opts {
-		f(&o)
-	}
-	if strings.HasPrefix(to, "conn:") {
-		o.volatile = true
-	}
-	raw, err := json.Marshal(data)
-	if err != nil {
-		return Ack{}, fmt.Errorf("courier: marshal data: %w", err)
-	}
-	f := map[string]any{"type": "send", "to": to, "event": event, "data": json.RawMessage(raw)}
-	if o.volatile {
-		f["volatile"] = true
-	} else {
-		if o.key == "" {
-			o.key = newKey()
-		}
-	}
-	if o.key != "" {
-		f["key"] = o.key
-	}
-	return c.do(ctx, f, !o.volatile, "")
-}
-
-// Publish sends a message to every other connection that joined room. The
-// client must have joined it. The ack's Seq is the room's seq. A publish is
-// not sent again after a reconnect: it fails with ErrConnectionLost.
-func (c *Client) Publish(ctx context.Context, room, event string, data any) (Ack, error) {
-	raw, err := json.Marshal(data)
-	if err != nil {
-		return Ack{}, fmt.Errorf("courier: marshal data: %w", err)
-	}
-	return c.do(ctx, map[string]any{"type": "publish", "room": room, "event": event, "data": json.RawMessage(raw)}, false, "")
-}
-
-// Join joins room; the client joins it again on every reconnect until Leave.
-func (c *Client) Join(ctx context.Context, room string) error {
-	_, err := c.do(ctx, map[string]any{"type": "join", "room": room}, false, room)
-	return err
-}
-
-// Leave leaves room.
-func (c *Client) Leave(ctx context.Context, room string) error {
-	c.mu.Lock()
-	delete(c.rooms, room)
-	c.mu.Unlock()
-	_, err := c.do(ctx, map[string]any{"type": "leave", "room": room}, false, "")
-	return err
-}
-
-// do sends frame f with a fresh id and waits for its reply.
-func (c *Client) do(ctx context.Context, f map[string]any, resend bool, joinRoom string) (Ack, error) {
-	select {
-	case <-c.closing:
-		return Ack{}, ErrClosed
-	default:
-	}
-	r := &request{resend: resend, reply: make(chan reply, 1), room: joinRoom}
-	for {
-		c.mu.Lock()
-		if c.conn != nil || resend {
-			break
-		}
-		ready := c.ready
-		c.mu.Unlock()
-		// Not resendable: wait for a connection to write it on.
-		select {
-		case <-ready:
-		case <-c.done:
-			return Ack{}, c.stoppedErr()
-		case <-ctx.Done():
-			return Ack{}, ctx.Err()
-		}
-	}
-	c.nextID++
-	id := strconv.FormatUint(c.nextID, 10)
-	r.order = c.nextID
-	f["id"] = id
-	r.frame, _ = json.Marshal(f)
-	c.pending[id] = r
-	ws := c.conn
-	c.mu.Unlock()
-	if ws != nil {
-		if err := ws.Write(ctx, websocket.MessageText, r.frame); err != nil && !resend {
-			c.drop(id)
-			if ctx.Err() != nil {
-				return Ack{}, ctx.Err()
-			}
-			return Ack{}, ErrConnectionLost
-		}
-	}
-	select {
-	case rep := <-r.reply:
-		return rep.ack, rep.err
-	case <-ctx.Done():
-		c.drop(id)
-		return Ack{}, ctx.Err()
-	case <-c.done:
-		c.drop(id)
-		select {
-		case rep := <-r.reply:
-			return rep.ack, rep.err
-		default:
-		}
-		return Ack{}, c.stoppedErr()
-	}
-}
-
-func (c *Client) drop(id string) {
-	c.mu.Lock()
-	delete(c.pending, id)
-	c.mu.Unlock()
-}
-
-func (c *Client) stoppedErr() error {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.err != nil {
-		return c.err
-	}
-	return ErrClosed
-}
-
-func newKey() string {
-	var b [12]byte
-	_, _ = crand.Read(b[:])
-	return "go-" + hex.EncodeToString(b[:])
-}
-
-// dial opens one connection with since= the last delivered seq and reads
-// the welcome frame. fresh asks TokenFunc for a token first; a 401 asks it
-// once more.
-func (c *Client) dial(ctx context.Context, fresh bool) (*websocket.Conn, welcome, error) {
-	for attempt := 0; ; attempt++ {
-		if fresh && c.opts.TokenFunc != nil {
-			t, err := c.opts.TokenFunc(ctx)
-			if err != nil {
-				return nil, welcome{}, fmt.Errorf("courier: token: %w", err)
-			}
-			c.mu.Lock()
-			c.token = t
-			c.mu.Unlock()
-		}
-		c.mu.Lock()
-		tok, since, known := c.token, c.lastSeq, c.known
-		c.mu.Unlock()
-		u := c.url
-		if known {
-			sep := "?"
-			if strings.Contains(u, "?") {
-				sep = "&"
-			}
-			u += sep + "since=" + strconv.FormatUint(since, 10)
-		}
-		h := http.Header{}
-		for k, v := range c.opts.HTTPHeader {
-			h[k] = v
-		}
-		h.Set("Authorization", "Bearer "+tok)
-		ws, resp, err := websocket.Dial(ctx, u, &websocket.DialOptions{HTTPHeader: h})
-		if err != nil {
-			if resp != nil && resp.StatusCode == http.StatusUnauthorized {
-				if c.opts.TokenFunc != nil && attempt == 0 {
-					fresh = true
-					continue
-				}
-				return nil, welcome{}, ErrUnauthorized
-			}
-			return nil, welcome{}, fmt.Errorf("courier: dial %s: %w", c.url, err)
-		}
-		ws.SetReadLimit(1 << 24)
-		_, b, err := ws.Read(ctx)
-		if err != nil {
-			ws.CloseNow()
-			return nil, welcome{}, fmt.Errorf("courier: read welcome: %w", err)
-		}
-		var w frame
-		if json.Unmarshal(b, &w) != nil || w.Type != "welcome" {
-			ws.CloseNow()
-			return nil, welcome{}, fmt.Errorf("courier: first frame is not a welcome: %.200s", b)
-		}
-		return ws, welcome{user: w.User, conn: w.Conn}, nil
-	}
-}
-
-// setConn makes ws the current connection and returns the durable sends to
-// write again on it, oldest first.
-func (c *Client) setConn(ws *websocket.Conn, connID string) []*request {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.conn, c.connID = ws, connID
-	close(c.ready)
-	var again []*request
-	for _, r := range c.pending {
-		if r.resend {
-			again = append(again, r)
-		}
-	}
-	sort.Slice(again, func(i, j int) bool { return again[i].order < again[j].order })
-	return again
-}
-
-// run owns the connection: it reads until the connection breaks, then
-// reconnects with backoff, until Close or a fatal error.
-func (c *Client) run(ctx context.Context, ws *websocket.Conn) {
-	var bg sync.WaitGroup // writers of rejoins and resends, one per connection
-	defer func() {
-		bg.Wait()
-		c.mu.Lock()
-		if c.err == nil {
-			c.err = ErrClosed
-		}
-		err := c.err
-		for id, r := range c.pending {
-			r.reply <- reply{err: err}
-			delete(c.pending, id)
-		}
-		c.mu.Unlock()
-		close(c.msgs)
-		close(c.done)
-	}()
-	fresh := false
-	for {
-		err := c.read(ctx, ws)
-		bg.Wait()
-		select {
-		case <-c.closing:
-			return // Close closes the connection
-		default:
-		}
-		code := websocket.CloseStatus(err)
-		c.lost()
-		if ctx.Err() != nil {
-			return
-		}
-		if code == 4001 {
-			c.fail(&CloseError{Code: code, Reason: "disconnected by the server"})
-			return
-		}
-		fresh = code == 4003
-		var connID welcome
-		ws, connID, err = c.reconnect(ctx, fresh)
-		if err != nil {
-			if ctx.Err() == nil {
-				c.fail(err)
-			}
-			return
-		}
-		// Rooms first, then the unacknowledged sends: the server handles a
-		// connection's frames in order.
-		c.mu.Lock()
-		var rooms []string
-		for r := range c.rooms {
-			rooms = append(rooms, r)
-		}
-		c.mu.Unlock()
-		again := c.setConnAfter(ctx, ws, connID.conn, rooms)
-		bg.Add(1)
-		go func(ws *websocket.Conn) {
-			defer bg.Done()
-			for _, r := range again {
-				if ws.Write(ctx, websocket.MessageText, r.frame) != nil {
-					return
-				}
-			}
-		}(ws)
-	}
-}
-
-// setConnAfter writes the joins of rooms on ws, then makes it current.
-func (c *Client) setConnAfter(ctx context.Context, ws *websocket.Conn, connID string, rooms []string) []*request {
-	sort.Strings(rooms)
-	for _, r := range rooms {
-		b, _ := json.Marshal(map[string]string{"type": "join", "id": "rejoin", "room": r})
-		if ws.Write(ctx, websocket.MessageText, b) != nil {
-			break
-		}
-	}
-	return c.setConn(ws, connID)
-}
-
-func (c *Client) fail(err error) {
-	c.mu.Lock()
-	c.err = err
-	c.mu.Unlock()
-}
-
-// lost forgets the broken connection and fails the requests that cannot be
-// sent again.
-func (c *Client) lost() {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.conn != nil {
-		c.conn.CloseNow()
-	}
-	c.conn, c.connID = nil, ""
-	c.ready = make(chan struct{})
-	for id, r := range c.pending {
-		if !r.resend {
-			r.reply <- reply{err: ErrConnectionLost}
-			delete(c.pending, id)
-		}
-	}
-}
-
-// reconnect dials with jittered exponential backoff until it connects, the
-// client is closed, or the server refuses the token for good.
-func (c *Client) reconnect(ctx context.Context, fresh bool) (*websocket.Conn, welcome, error) {
-	d := c.opts.MinBackoff
-	for {
-		wait := d/2 + rand.N(d/2+1)
-		t := time.NewTimer(wait)
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			return nil, welcome{}, ctx.Err()
-		case <-t.C:
-		}
-		dctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-		ws, w, err := c.dial(dctx, fresh)
-		cancel()
-		if err == nil {
-			return ws, w, nil
-		}
-		if errors.Is(err, ErrUnauthorized) && c.opts.TokenFunc == nil {
-			return nil, welcome{}, err
-		}
-		fresh = errors.Is(err, ErrUnauthorized)
-		if d *= 2; d > c.opts.MaxBackoff {
-			d = c.opts.MaxBackoff
-		}
-	}
-}
-
-// read reads frames from ws until it fails.
-func (c *Client) read(ctx context.Context, ws *websocket.Conn) error {
-	for {
-		_, b, err := ws.Read(ctx)
-		if err != nil {
-			return err
-		}
-		var f frame
-		if json.Unmarshal(b, &f) != nil {
-			continue
-		}
-		switch f.Type {
-		case "message":
-			var m Message
-			if json.Unmarshal(b, &m) != nil {
-				continue
-			}
-			m.Frame = append(json.RawMessage(nil), b...)
-			inbox := m.Room == "" && m.Seq > 0
-			if inbox {
-				c.mu.Lock()
-				seen := m.Seq <= c.lastSeq
-				c.mu.Unlock()
-				if seen {
-					continue // already delivered before a reconnect
-				}
-			}
-			select {
-			case c.msgs <- m:
-			case <-c.closing:
-				return ErrClosed
-			case <-ctx.Done():
-				return ctx.Err()
-			}
-			if inbox {
-				c.mu.Lock()
-				c.lastSeq, c.known = m.Seq, true
-				c.mu.Unlock()
-			}
-		case "ack", "error":
-			c.mu.Lock()
-			if f.ID == headID && f.Type == "ack" {
-				c.lastSeq, c.known = max(c.lastSeq, f.Seq), true
-			}
-			r := c.pending[f.ID]
-			delete(c.pending, f.ID)
-			if r == nil {
-				c.mu.Unlock()
-				continue
-			}
-			var rep reply
-			if f.Type == "error" {
-				rep.err = &Error{Code: f.Code, Message: f.Message}
-			} else {
-				rep.ack = Ack{Msg: f.Msg, Seq: f.Seq}
-				if r.resend && f.Seq > 0 {
-					c.lastSeq, c.known = max(c.lastSeq, f.Seq), true
-				}
-				if r.room != "" {
-					c.rooms[r.room] = true
-				}
-			}
-			c.mu.Unlock()
-			r.reply <- rep
-		}
-	}
 }
