@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/coder/websocket"
 )
@@ -122,12 +123,19 @@ func (c *Client) Leave(ctx context.Context, room string) error {
 	return err
 }
 
+// writeTimeout bounds one write of a request. A connection that cannot
+// take a frame for that long is closed, and the client reconnects.
+const writeTimeout = 10 * time.Second
+
 // do sends frame f with a fresh id as request r and waits for its reply.
 func (c *Client) do(ctx context.Context, f map[string]any, r *request) (reply, error) {
 	select {
 	case <-c.closing:
 		return reply{}, ErrClosed
 	default:
+	}
+	if err := ctx.Err(); err != nil {
+		return reply{}, err
 	}
 	r.reply = make(chan reply, 1)
 	for {
@@ -155,7 +163,12 @@ func (c *Client) do(ctx context.Context, f map[string]any, r *request) (reply, e
 	ws := c.conn
 	c.mu.Unlock()
 	if ws != nil {
-		if err := ws.Write(ctx, websocket.MessageText, r.frame); err != nil && !r.resend {
+		// Not the caller's ctx: coder/websocket closes the connection when
+		// a write's context ends, and the connection is shared.
+		wctx, cancel := context.WithTimeout(context.Background(), writeTimeout)
+		err := ws.Write(wctx, websocket.MessageText, r.frame)
+		cancel()
+		if err != nil && !r.resend {
 			c.drop(id)
 			if ctx.Err() != nil {
 				return reply{}, ctx.Err()

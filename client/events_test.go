@@ -1,0 +1,279 @@
+package client_test
+
+import (
+	"context"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/courier-im/courier"
+	"github.com/courier-im/courier/client"
+	"github.com/courier-im/courier/internal/testnode"
+)
+
+func withEvents(o *client.Options) { o.Events = true }
+
+// nextEvent returns c's next event, failing after 10 s.
+func nextEvent(t testing.TB, c *client.Client) client.Event {
+	t.Helper()
+	select {
+	case e, ok := <-c.Events():
+		if !ok {
+			t.Fatalf("%s: events closed: %v", c.User(), c.Err())
+		}
+		return e
+	case <-time.After(10 * time.Second):
+		t.Fatalf("%s: no event within 10s", c.User())
+	}
+	panic("unreachable")
+}
+
+// quietEvents fails when c gets an event within d.
+func quietEvents(t testing.TB, c *client.Client, d time.Duration) {
+	t.Helper()
+	select {
+	case e := <-c.Events():
+		t.Fatalf("%s: unexpected event %#v", c.User(), e)
+	case <-time.After(d):
+	}
+}
+
+// nextPresence returns c's next event, which must be a PresenceChange of
+// user with the online state.
+func nextPresence(t testing.TB, c *client.Client, user string, online bool) client.PresenceChange {
+	t.Helper()
+	e := nextEvent(t, c)
+	p, ok := e.(client.PresenceChange)
+	if !ok || p.User != user || p.Online != online {
+		t.Fatalf("%s: got %#v, want %s online=%v", c.User(), e, user, online)
+	}
+	return p
+}
+
+func TestReceipts(t *testing.T) {
+	n := testnode.Start(t, "", secret, apiKey)
+	alice := dial(t, n.WS(), "alice", withEvents)
+	alice2 := dial(t, n.WS(), "alice", withEvents)
+	bob := dial(t, n.WS(), "bob", withEvents)
+
+	ack, err := alice.Send(ctx(t), "bob", "chat", map[string]string{"text": "hi"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := next(t, bob)
+	want := client.Receipt{Status: client.StatusDelivered, By: "bob", Msg: ack.Msg}
+	for _, c := range []*client.Client{alice, alice2} { // every connection of the sender
+		if e := nextEvent(t, c); e != want {
+			t.Fatalf("%s: got %#v, want %#v", c.User(), e, want)
+		}
+	}
+	next(t, alice2) // the sender's copy
+
+	// A second message, then bob reads up to it: one read receipt naming
+	// the newest message read.
+	ack2, err := alice.Send(ctx(t), "bob", "chat", map[string]string{"text": "there?"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	m2 := next(t, bob)
+	if e := nextEvent(t, alice); e != (client.Receipt{Status: client.StatusDelivered, By: "bob", Msg: ack2.Msg}) {
+		t.Fatalf("got %#v", e)
+	}
+	if err := bob.Read(ctx(t), "alice", m2.Seq); err != nil {
+		t.Fatal(err)
+	}
+	if e := nextEvent(t, alice); e != (client.Receipt{Status: client.StatusRead, By: "bob", Msg: ack2.Msg}) {
+		t.Fatalf("got %#v", e)
+	}
+	// An older mark changes nothing and sends no receipt.
+	if err := bob.Read(ctx(t), "alice", m.Seq); err != nil {
+		t.Fatal(err)
+	}
+	quietEvents(t, alice, 150*time.Millisecond)
+	quietEvents(t, bob, 0) // bob sent nothing: no receipts for him
+}
+
+// A delivered receipt also comes when the recipient gets the message by a
+// replay, after connecting later.
+func TestDeliveredByReplay(t *testing.T) {
+	n := testnode.Start(t, "", secret, apiKey)
+	alice := dial(t, n.WS(), "alice", withEvents)
+	bob := dial(t, n.WS(), "bob")
+	if _, err := alice.Send(ctx(t), "bob", "chat", map[string]string{"text": "first"}); err != nil {
+		t.Fatal(err)
+	}
+	first := next(t, bob)
+	nextEvent(t, alice)
+	bob.Close()
+	ack, err := alice.Send(ctx(t), "bob", "chat", map[string]string{"text": "while away"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	quietEvents(t, alice, 100*time.Millisecond)
+	bob2 := dial(t, n.WS(), "bob", func(o *client.Options) { o.Since = first.Seq })
+	if m := next(t, bob2); m.ID != ack.Msg {
+		t.Fatalf("got %s", m.Frame)
+	}
+	if e := nextEvent(t, alice); e != (client.Receipt{Status: client.StatusDelivered, By: "bob", Msg: ack.Msg}) {
+		t.Fatalf("got %#v", e)
+	}
+}
+
+func TestPresenceAndWatch(t *testing.T) {
+	n := testnode.Start(t, "", secret, apiKey)
+	alice := dial(t, n.WS(), "alice", withEvents)
+
+	ps, err := alice.Presence(ctx(t), "bob", "alice")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(ps) != 2 || ps["bob"].Online || !ps["bob"].LastSeen.IsZero() || !ps["alice"].Online {
+		t.Fatalf("presence %+v", ps)
+	}
+
+	if err := alice.Watch(ctx(t), "bob"); err != nil {
+		t.Fatal(err)
+	}
+	if p := nextPresence(t, alice, "bob", false); !p.LastSeen.IsZero() {
+		t.Fatalf("never seen bob: %+v", p)
+	}
+	bob := dial(t, n.WS(), "bob")
+	nextPresence(t, alice, "bob", true)
+	bob2 := dial(t, n.WS(), "bob") // a second device is not a change
+	bob2.Close()
+	quietEvents(t, alice, 150*time.Millisecond)
+	before := time.Now().Add(-time.Second)
+	bob.Close()
+	p := nextPresence(t, alice, "bob", false)
+	if p.LastSeen.Before(before) || p.LastSeen.After(time.Now().Add(time.Second)) {
+		t.Fatalf("lastSeen %v, want about now", p.LastSeen)
+	}
+	ps, err = alice.Presence(ctx(t), "bob")
+	if err != nil || ps["bob"].Online || !ps["bob"].LastSeen.Equal(p.LastSeen) {
+		t.Fatalf("presence %+v %v, push said %v", ps, err, p.LastSeen)
+	}
+
+	if err := alice.Unwatch(ctx(t), "bob"); err != nil {
+		t.Fatal(err)
+	}
+	dial(t, n.WS(), "bob").Close()
+	quietEvents(t, alice, 150*time.Millisecond)
+
+	// Too many users for one presence frame.
+	many := make([]string, 501)
+	for i := range many {
+		many[i] = fmt.Sprint("u", i)
+	}
+	_, err = alice.Presence(ctx(t), many...)
+	wantCode(t, err, "bad_request")
+}
+
+func TestWatchLimit(t *testing.T) {
+	n := testnode.Start(t, "", secret, apiKey)
+	alice := dial(t, n.WS(), "alice")
+	many := make([]string, 1001)
+	for i := range many {
+		many[i] = fmt.Sprint("u", i)
+	}
+	wantCode(t, alice.Watch(ctx(t), many...), "too_large")
+}
+
+// Watches end with the connection on the server; the client watches again
+// after it reconnects, and the server tells the current state again.
+func TestRewatchAfterRestart(t *testing.T) {
+	dir, addr := t.TempDir(), freeAddr(t)
+	n := startFixed(t, dir, addr)
+	url := "ws://" + addr
+	alice := dial(t, url, "alice", withEvents)
+	if err := alice.Watch(ctx(t), "bob", "carol"); err != nil {
+		t.Fatal(err)
+	}
+	nextPresence(t, alice, "bob", false)
+	nextPresence(t, alice, "carol", false)
+	if err := alice.Unwatch(ctx(t), "carol"); err != nil {
+		t.Fatal(err)
+	}
+	n.stop()
+	startFixed(t, dir, addr)
+	// The state again after the rewatch, for bob only.
+	nextPresence(t, alice, "bob", false)
+	dial(t, url, "carol")
+	bob := dial(t, url, "bob")
+	nextPresence(t, alice, "bob", true)
+	bob.Close()
+	nextPresence(t, alice, "bob", false)
+	quietEvents(t, alice, 150*time.Millisecond) // nothing of carol
+}
+
+// A Watch made while the client is reconnecting is sent on the next
+// connection.
+func TestWatchWhileDown(t *testing.T) {
+	dir, addr := t.TempDir(), freeAddr(t)
+	n := startFixed(t, dir, addr)
+	url := "ws://" + addr
+	alice := dial(t, url, "alice", withEvents)
+	n.stop()
+	done := make(chan error, 1)
+	go func() {
+		wctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		defer cancel()
+		done <- alice.Watch(wctx, "bob")
+	}()
+	startFixed(t, dir, addr)
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	nextPresence(t, alice, "bob", false)
+	dial(t, url, "bob")
+	nextPresence(t, alice, "bob", true)
+}
+
+func TestExpired(t *testing.T) {
+	n := testnode.StartWith(t, "", secret, apiKey, func(c *courier.Config) { c.Retention = 24 * time.Hour })
+	alice := dial(t, n.WS(), "alice")
+	for i := 1; i <= 4; i++ {
+		if _, err := alice.Send(ctx(t), "bob", "chat", map[string]string{"text": fmt.Sprint(i)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := n.Store.Expire(ctx(t), time.Now().Add(time.Minute)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := alice.Send(ctx(t), "bob", "chat", map[string]string{"text": "5"}); err != nil {
+		t.Fatal(err)
+	}
+	bob := dial(t, n.WS(), "bob", withEvents, func(o *client.Options) { o.Since = 1 })
+	if e := nextEvent(t, bob); e != (client.Expired{From: 2, To: 4}) {
+		t.Fatalf("got %#v", e)
+	}
+	if m := next(t, bob); m.Seq != 5 || text(t, m) != "5" {
+		t.Fatalf("got %s", m.Frame)
+	}
+	if bob.LastSeq() != 5 {
+		t.Fatalf("last seq %d", bob.LastSeq())
+	}
+}
+
+// Without Options.Events, events are dropped and never stall the client.
+func TestEventsOff(t *testing.T) {
+	n := testnode.Start(t, "", secret, apiKey)
+	alice := dial(t, n.WS(), "alice", func(o *client.Options) { o.Buffer = 2 })
+	bob := dial(t, n.WS(), "bob")
+	if err := alice.Watch(ctx(t), "bob", "carol", "dave"); err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 10; i++ {
+		if _, err := alice.Send(ctx(t), "bob", "chat", map[string]string{"text": fmt.Sprint(i)}); err != nil {
+			t.Fatal(err)
+		}
+		next(t, bob)
+	}
+	if _, err := alice.History(ctx(t), client.HistoryQuery{With: "bob"}); err != nil {
+		t.Fatal(err)
+	}
+	quietEvents(t, alice, 0)
+	alice.Close()
+	if _, ok := <-alice.Events(); ok {
+		t.Fatal("events open after Close")
+	}
+}
