@@ -314,3 +314,34 @@ func TestQueryAcrossRestart(t *testing.T) {
 		t.Fatalf("expired ctx: %v", err)
 	}
 }
+
+// A Publish with a Key made while the client is reconnecting goes out on the
+// next connection, after the client has joined its rooms again.
+func TestKeyedPublishAcrossRestart(t *testing.T) {
+	dir, addr := t.TempDir(), freeAddr(t)
+	n := startFixed(t, dir, addr)
+	url := "ws://" + addr
+	alice := dial(t, url, "alice")
+	if err := alice.Join(ctx(t), "lobby"); err != nil {
+		t.Fatal(err)
+	}
+	n.stop()
+	done := make(chan error, 1)
+	go func() {
+		pctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		defer cancel()
+		ack, err := alice.Publish(pctx, "lobby", "chat", map[string]string{"text": "back"}, client.Key("pub-1"))
+		if err == nil && ack.Seq != 1 {
+			err = fmt.Errorf("ack %+v", ack)
+		}
+		done <- err
+	}()
+	startFixed(t, dir, addr)
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	msgs, err := alice.History(ctx(t), client.HistoryQuery{Room: "lobby"})
+	if err != nil || len(msgs) != 1 || text(t, msgs[0]) != "back" {
+		t.Fatalf("room history %v %v", seqs(msgs), err)
+	}
+}
