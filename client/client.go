@@ -23,7 +23,7 @@
 //
 // # Queries and the connection
 //
-// Reads that change nothing, or nothing more when repeated — History,
+// Requests that change nothing, or nothing more when repeated — History,
 // Search, Presence, Conversations, Read, Watch and Unwatch — are sent again
 // on the next connection when the connection breaks before their reply: the
 // caller just waits longer (bound it with ctx). The same goes for durable
