@@ -364,6 +364,12 @@ export class Client {
   #lastSeq: number;
   #known: boolean; // #lastSeq is a real inbox position: connect with since=
   #ahead = new Set<number>(); // seqs of own durable sends acked beyond #lastSeq+1
+  // While sends written again after a reconnect wait for their acks, message
+  // frames are held: the replay may bring back the sender's copy of a send
+  // whose first ack was lost, and the ack tells which one it is.
+  #hold: Message[] | null = null;
+  #holdFor = new Set<string>(); // ids of the resent sends not yet answered
+  #own = new Set<string>(); // message ids their acks named
 
   #ws: Socket | null = null;
   #gen = 0; // generation of #ws; events of older sockets are ignored
@@ -817,6 +823,10 @@ export class Client {
       return;
     }
     this.#pending.delete(p.id);
+    if (this.#holdFor.delete(p.id)) {
+      if (f.type === "ack" && typeof f.msg === "string") this.#own.add(f.msg);
+      if (this.#holdFor.size === 0) queueMicrotask(() => this.#release());
+    }
     if (f.type === "error") {
       const err = new CourierError(f.code ?? "internal", f.message ?? "courier: error");
       if (p.report || p.written > 1) this.#emit("error", err);
@@ -869,8 +879,11 @@ export class Client {
       });
     }
     for (const p of [...this.#pending.values()]) {
-      if (p.kind === "durable" || p.kind === "retry") this.#write(p);
+      if (p.kind !== "durable" && p.kind !== "retry") continue;
+      if (p.written > 0 && p.frame.type === "send") this.#holdFor.add(p.id);
+      this.#write(p);
     }
+    if (this.#holdFor.size > 0) this.#hold = [];
     this.#emit("connect", { user: this.#user, conn: this.#connId });
   }
 
@@ -902,8 +915,31 @@ export class Client {
       this.#drainAhead();
       if (own) return;
     }
+    if (this.#hold) {
+      this.#hold.push(m);
+      return;
+    }
+    this.#deliver(m);
+  }
+
+  #deliver(m: Message): void {
     this.#emit("message", m);
     if (!reservedEvents.includes(m.event)) this.#emit(m.event, m.data, m);
+  }
+
+  // #release delivers the messages held while resent sends waited for their
+  // acks, but not the sender's copies of those sends.
+  #release(): void {
+    const held = this.#hold;
+    const own = this.#own;
+    this.#hold = null;
+    this.#holdFor = new Set();
+    this.#own = new Set();
+    if (!held) return;
+    for (const m of held) {
+      if (m.room === undefined && own.has(m.msg)) continue;
+      this.#deliver(m);
+    }
   }
 
   // #closed handles the end of the current socket.
@@ -918,6 +954,7 @@ export class Client {
       this.#timer = null;
     }
     if (this.#stopped) return;
+    this.#release();
     for (const p of [...this.#pending.values()]) {
       if (p.kind === "internal") this.#pending.delete(p.id);
       if (p.kind === "volatile") {
@@ -971,6 +1008,7 @@ export class Client {
       this.#timer = null;
     }
     this.#abandon();
+    this.#release();
     const ps = [...this.#pending.values()];
     this.#pending.clear();
     for (const p of ps) if (p.kind !== "internal") p.reject(err);
