@@ -1,8 +1,8 @@
 // courier demo chat: the page `courier serve --dev` serves at /.
 //
 // Built on the JS client (./courier.js, from clients/js). Everything the
-// user or another user typed reaches the DOM through textContent, never
-// innerHTML.
+// user or another user typed reaches the DOM as text (textContent, text
+// nodes), never parsed as HTML.
 //
 // State lives in memory and is rebuilt on each visit from the server:
 // conversations() for the list and unread counts, history() for a
