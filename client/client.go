@@ -21,17 +21,18 @@
 // with its Code. Matching replies to requests, reading and writing happen on
 // the client's own goroutines; the methods may be called from any goroutine.
 //
-// # Queries and the connection
+// # Requests and the connection
 //
-// Requests that change nothing, or nothing more when repeated — History,
-// Search, Presence, Conversations, Read, Watch and Unwatch — are sent again
-// on the next connection when the connection breaks before their reply: the
-// caller just waits longer (bound it with ctx). The same goes for durable
-// sends (with their idempotency key) and for a Publish with a Key. What
-// could be delivered twice if repeated — volatile sends, a Publish without
-// Key — and Join and Leave fail with ErrConnectionLost instead. While the
-// client is reconnecting, new requests of the first kind are queued and sent
-// on the next connection; the others wait for it.
+// Every request that can safely be repeated is sent again on the next
+// connection when the connection breaks before its reply, and the caller
+// just waits longer (bound it with ctx): durable sends and publishes (with
+// their idempotency key, made up when not given, so they are stored once),
+// Join and Leave (after the client has joined its rooms again), and History,
+// Search, Presence, Conversations, Read, Watch and Unwatch. Made while the
+// client is reconnecting, they are queued and sent on the next connection.
+// Only volatile sends and publishes, which could be delivered twice, fail
+// with ErrConnectionLost when their connection breaks before the ack; new
+// ones wait for the next connection.
 //
 // # Events
 //
@@ -138,8 +139,8 @@ var (
 	// ErrClosed is returned by requests on a Client that was closed.
 	ErrClosed = errors.New("courier: client closed")
 	// ErrConnectionLost is returned by a request that cannot be sent
-	// again safely (volatile send, publish without a key, join, leave)
-	// when the connection broke before its reply.
+	// again safely (a volatile send or publish) when the connection broke
+	// before its reply.
 	ErrConnectionLost = errors.New("courier: connection lost before the reply")
 	// ErrUnauthorized is returned when the server refuses the token with
 	// HTTP 401 and no fresh one can be had.

@@ -315,9 +315,9 @@ func TestQueryAcrossRestart(t *testing.T) {
 	}
 }
 
-// A Publish with a Key made while the client is reconnecting goes out on the
-// next connection, after the client has joined its rooms again.
-func TestKeyedPublishAcrossRestart(t *testing.T) {
+// Publishes and joins made while the client is reconnecting go out on the
+// next connection, after the client has joined its rooms again, each once.
+func TestPublishAcrossRestart(t *testing.T) {
 	dir, addr := t.TempDir(), freeAddr(t)
 	n := startFixed(t, dir, addr)
 	url := "ws://" + addr
@@ -334,14 +334,25 @@ func TestKeyedPublishAcrossRestart(t *testing.T) {
 		if err == nil && ack.Seq != 1 {
 			err = fmt.Errorf("ack %+v", ack)
 		}
+		if err == nil {
+			err = alice.Join(pctx, "hall")
+		}
+		if err == nil {
+			ack, err = alice.Publish(pctx, "hall", "chat", map[string]string{"text": "hall"})
+			if err == nil && ack.Seq != 1 {
+				err = fmt.Errorf("ack %+v", ack)
+			}
+		}
 		done <- err
 	}()
 	startFixed(t, dir, addr)
 	if err := <-done; err != nil {
 		t.Fatal(err)
 	}
-	msgs, err := alice.History(ctx(t), client.HistoryQuery{Room: "lobby"})
-	if err != nil || len(msgs) != 1 || text(t, msgs[0]) != "back" {
-		t.Fatalf("room history %v %v", seqs(msgs), err)
+	for room, want := range map[string]string{"lobby": "back", "hall": "hall"} {
+		msgs, err := alice.History(ctx(t), client.HistoryQuery{Room: room})
+		if err != nil || len(msgs) != 1 || text(t, msgs[0]) != want {
+			t.Fatalf("%s history %v %v", room, seqs(msgs), err)
+		}
 	}
 }

@@ -26,9 +26,8 @@ type sendOpts struct {
 func Volatile() SendOption { return func(o *sendOpts) { o.volatile = true } }
 
 // Key sets the idempotency key of a durable send or publish. Without it,
-// Send makes up a random one, so that a send repeated after a reconnect is
-// stored once. A Publish with a Key is sent again after a reconnect like a
-// durable send; one without fails with ErrConnectionLost.
+// Send and Publish make up a random one, so that a message sent again after
+// a reconnect is stored once.
 func Key(k string) SendOption { return func(o *sendOpts) { o.key = k } }
 
 // A request waits for its reply.
@@ -82,10 +81,12 @@ func (c *Client) Send(ctx context.Context, to, event string, data any, opts ...S
 
 // Publish sends a message to every other connection that joined room. The
 // client must have joined it (the server answers forbidden otherwise). The
-// ack's Seq is the room's seq. With Volatile, the message is live only and
-// the ack has no Seq. With Key, the publish is idempotent and is sent again
-// after a reconnect until acknowledged; without, it fails with
-// ErrConnectionLost when the connection breaks before the ack.
+// ack's Seq is the room's seq. Like a durable Send, a durable publish is
+// given an idempotency key when it has none and is sent again after a
+// reconnect (once the client has joined its rooms again) until it is
+// acknowledged, so it is stored once. With Volatile, the message is live
+// only, the ack has no Seq, and a broken connection fails it with
+// ErrConnectionLost.
 func (c *Client) Publish(ctx context.Context, room, event string, data any, opts ...SendOption) (Ack, error) {
 	var o sendOpts
 	for _, f := range opts {
@@ -98,28 +99,29 @@ func (c *Client) Publish(ctx context.Context, room, event string, data any, opts
 	f := map[string]any{"type": "publish", "room": room, "event": event, "data": json.RawMessage(raw)}
 	if o.volatile {
 		f["volatile"] = true
-		o.key = ""
-	}
-	if o.key != "" {
+	} else {
+		if o.key == "" {
+			o.key = newKey()
+		}
 		f["key"] = o.key
 	}
-	rep, err := c.do(ctx, f, &request{resend: o.key != ""})
+	rep, err := c.do(ctx, f, &request{resend: !o.volatile})
 	return rep.ack, err
 }
 
 // Join joins room; the client joins it again on every reconnect until Leave.
 // A room the token may not join gets an *Error with Code "forbidden".
 func (c *Client) Join(ctx context.Context, room string) error {
-	_, err := c.do(ctx, map[string]any{"type": "join", "room": room}, &request{room: room})
+	_, err := c.do(ctx, map[string]any{"type": "join", "room": room}, &request{resend: true, room: room})
 	return err
 }
 
-// Leave leaves room.
+// Leave leaves room. Leaving a room not joined is not an error.
 func (c *Client) Leave(ctx context.Context, room string) error {
 	c.mu.Lock()
 	delete(c.rooms, room)
 	c.mu.Unlock()
-	_, err := c.do(ctx, map[string]any{"type": "leave", "room": room}, &request{})
+	_, err := c.do(ctx, map[string]any{"type": "leave", "room": room}, &request{resend: true})
 	return err
 }
 
