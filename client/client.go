@@ -186,6 +186,13 @@ type Client struct {
 	rooms   map[string]bool
 	watched map[string]bool
 	err     error // why the client stopped, once done is closed
+
+	// Inbox bookkeeping (inbox.go).
+	ahead   map[uint64]bool // seqs of own durable sends acked beyond lastSeq+1
+	holding bool            // message frames are held in hold
+	hold    []Message
+	holdFor map[string]bool // ids of the sends written again whose acks are awaited
+	own     map[string]bool // message ids those acks named
 }
 
 // frame is any frame from the server, as far as the client routes it.
@@ -230,6 +237,7 @@ func Dial(ctx context.Context, rawURL string, opts Options) (*Client, error) {
 		msgs: make(chan Message, opts.Buffer), events: make(chan Event, opts.Buffer),
 		ready:   make(chan struct{}),
 		pending: map[string]*request{}, rooms: map[string]bool{}, watched: map[string]bool{},
+		ahead: map[uint64]bool{}, holdFor: map[string]bool{}, own: map[string]bool{},
 	}
 	ws, w, err := c.dial(ctx, opts.TokenFunc != nil)
 	if err != nil {

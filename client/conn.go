@@ -80,9 +80,14 @@ func (c *Client) setConn(ws *websocket.Conn, connID string) []*request {
 	c.conn, c.connID = ws, connID
 	close(c.ready)
 	var again []*request
-	for _, r := range c.pending {
+	for id, r := range c.pending {
 		if r.resend {
 			again = append(again, r)
+			if r.inbox && r.written { // it may be stored: the replay may bring it back
+				c.holdFor[id] = true
+				c.holding = true
+			}
+			r.written = true
 		}
 	}
 	sort.Slice(again, func(i, j int) bool { return again[i].order < again[j].order })
@@ -202,6 +207,7 @@ func (c *Client) lost() {
 	}
 	c.conn, c.connID = nil, ""
 	c.ready = make(chan struct{})
+	clear(c.holdFor) // their acks will not come on this connection
 	for id, r := range c.pending {
 		if !r.resend {
 			r.reply <- reply{err: ErrConnectionLost}
@@ -241,6 +247,9 @@ func (c *Client) reconnect(ctx context.Context, fresh bool) (*websocket.Conn, we
 
 // read reads frames from ws until it fails.
 func (c *Client) read(ctx context.Context, ws *websocket.Conn) error {
+	if err := c.release(ctx); err != nil { // held across a reconnect
+		return err
+	}
 	for {
 		_, b, err := ws.Read(ctx)
 		if err != nil {
@@ -257,25 +266,15 @@ func (c *Client) read(ctx context.Context, ws *websocket.Conn) error {
 				continue
 			}
 			m.Frame = append(json.RawMessage(nil), b...)
-			inbox := m.Room == "" && m.Seq > 0
-			if inbox {
-				c.mu.Lock()
-				seen := m.Seq <= c.lastSeq
-				c.mu.Unlock()
-				if seen {
-					continue // already delivered before a reconnect
-				}
+			if !c.admit(&m) {
+				continue
 			}
-			select {
-			case c.msgs <- m:
-			case <-c.closing:
-				return ErrClosed
-			case <-ctx.Done():
-				return ctx.Err()
+			if err := c.deliver(ctx, m); err != nil {
+				return err
 			}
-			if inbox {
+			if m.Room == "" && m.Seq > 0 {
 				c.mu.Lock()
-				c.lastSeq, c.known = m.Seq, true
+				c.advance(m.Seq)
 				c.mu.Unlock()
 			}
 		case "receipt", "expired":
@@ -292,6 +291,9 @@ func (c *Client) read(ctx context.Context, ws *websocket.Conn) error {
 			c.answer(f, b)
 		case "ack", "error", "history", "conversations", "pong":
 			c.answer(f, b)
+			if err := c.release(ctx); err != nil {
+				return err
+			}
 		}
 	}
 }
@@ -300,7 +302,13 @@ func (c *Client) read(ctx context.Context, ws *websocket.Conn) error {
 func (c *Client) answer(f frame, b []byte) {
 	c.mu.Lock()
 	if f.ID == headID && f.Type == "ack" {
-		c.lastSeq, c.known = max(c.lastSeq, f.Seq), true
+		c.advance(f.Seq)
+	}
+	if c.holdFor[f.ID] { // a send written again: its ack names its sender's copy
+		delete(c.holdFor, f.ID)
+		if f.Type == "ack" && f.Msg != "" {
+			c.own[f.Msg] = true
+		}
 	}
 	r := c.pending[f.ID]
 	delete(c.pending, f.ID)
@@ -314,7 +322,7 @@ func (c *Client) answer(f frame, b []byte) {
 	} else {
 		rep.ack, rep.raw = Ack{Msg: f.Msg, Seq: f.Seq}, b
 		if r.inbox && f.Seq > 0 {
-			c.lastSeq, c.known = max(c.lastSeq, f.Seq), true
+			c.sawOwn(f.Seq)
 		}
 		if r.room != "" {
 			c.rooms[r.room] = true

@@ -97,7 +97,7 @@ func (c *Client) event(ctx context.Context, b []byte, typ string) error {
 		e = x
 		defer func() {
 			c.mu.Lock()
-			c.lastSeq, c.known = max(c.lastSeq, x.To), true
+			c.advance(x.To)
 			c.mu.Unlock()
 		}()
 	}

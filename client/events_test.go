@@ -277,3 +277,76 @@ func TestEventsOff(t *testing.T) {
 		t.Fatal("events open after Close")
 	}
 }
+
+// The ack of a send is lost with its connection, after the server stored
+// it and while others wrote to the sender. After the reconnect, the replay
+// brings the messages in between and the sender's copy; the send is written
+// again and its ack (a repeated key) may overtake the replay. The client
+// delivers every message from the others once and not its own copy, and
+// Send returns the ack of the stored message.
+func TestLostAckAcrossReconnect(t *testing.T) {
+	n := testnode.Start(t, "", secret, apiKey)
+	p := startProxy(t, n.URL[len("http://"):])
+	for round := 0; round < 3; round++ {
+		t.Run(fmt.Sprint(round), func(t *testing.T) {
+			alice := dial(t, p.URL(), "alice")
+			bob := dial(t, n.WS(), "bob")
+			if _, err := bob.Send(ctx(t), "alice", "chat", map[string]string{"text": "before"}); err != nil {
+				t.Fatal(err)
+			}
+			if m := next(t, alice); text(t, m) != "before" {
+				t.Fatalf("got %s", m.Frame)
+			}
+			p.mute.Store(true)
+			for i := 1; i <= 2; i++ {
+				if _, err := bob.Send(ctx(t), "alice", "chat", map[string]string{"text": fmt.Sprint("b", i)}); err != nil {
+					t.Fatal(err)
+				}
+			}
+			sent := make(chan client.Ack, 1)
+			errs := make(chan error, 1)
+			go func() {
+				ack, err := alice.Send(ctx(t), "bob", "chat", map[string]string{"text": "mine"})
+				if err != nil {
+					errs <- err
+					return
+				}
+				sent <- ack
+			}()
+			stored := next(t, bob) // stored; alice's ack is lost
+			if text(t, stored) != "mine" {
+				t.Fatalf("bob got %s", stored.Frame)
+			}
+			p.cut()
+			p.mute.Store(false)
+			var ack client.Ack
+			select {
+			case ack = <-sent:
+			case err := <-errs:
+				t.Fatal(err)
+			case <-time.After(10 * time.Second):
+				t.Fatal("no ack within 10s")
+			}
+			if ack.Msg != stored.ID {
+				t.Fatalf("ack %+v names another message than %s", ack, stored.ID)
+			}
+			for i := 1; i <= 2; i++ {
+				if m := next(t, alice); text(t, m) != fmt.Sprint("b", i) || m.From != "bob" {
+					t.Fatalf("got %s", m.Frame)
+				}
+			}
+			quiet(t, alice, 150*time.Millisecond) // not its own copy
+			if alice.LastSeq() != ack.Seq {
+				t.Fatalf("last seq %d, ack %+v", alice.LastSeq(), ack)
+			}
+			if _, err := bob.Send(ctx(t), "alice", "chat", map[string]string{"text": "after"}); err != nil {
+				t.Fatal(err)
+			}
+			if m := next(t, alice); text(t, m) != "after" || m.Seq != ack.Seq+1 {
+				t.Fatalf("got %s", m.Frame)
+			}
+			alice.Close()
+			bob.Close()
+		})
+	}
+}

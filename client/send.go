@@ -32,13 +32,14 @@ func Key(k string) SendOption { return func(o *sendOpts) { o.key = k } }
 
 // A request waits for its reply.
 type request struct {
-	order  uint64
-	frame  []byte
-	resend bool     // written again after a reconnect
-	inbox  bool     // a durable send: the ack's seq is an inbox seq
-	room   string   // join: the room to remember once acked
-	watch  []string // watch: the users to remember once acked
-	reply  chan reply
+	order   uint64
+	frame   []byte
+	resend  bool     // written again after a reconnect
+	inbox   bool     // a durable send: the ack's seq is an inbox seq
+	written bool     // written on a connection (which may have stored it)
+	room    string   // join: the room to remember once acked
+	watch   []string // watch: the users to remember once acked
+	reply   chan reply
 }
 
 // A reply is the answer to one request.
@@ -163,6 +164,7 @@ func (c *Client) do(ctx context.Context, f map[string]any, r *request) (reply, e
 	r.frame, _ = json.Marshal(f)
 	c.pending[id] = r
 	ws := c.conn
+	r.written = ws != nil
 	c.mu.Unlock()
 	if ws != nil {
 		// Not the caller's ctx: coder/websocket closes the connection when
