@@ -165,7 +165,7 @@ func (c *Client) setConnAfter(ctx context.Context, ws *websocket.Conn, connID st
 	c.mu.Unlock()
 	var frames [][]byte
 	for _, r := range rooms {
-		b, _ := json.Marshal(map[string]string{"type": "join", "id": "rejoin", "room": r})
+		b, _ := json.Marshal(map[string]string{"type": "join", "id": rejoinID + r, "room": r})
 		frames = append(frames, b)
 	}
 	for len(users) > 0 { // in chunks, well under the server's message size limit
@@ -181,6 +181,10 @@ func (c *Client) setConnAfter(ctx context.Context, ws *websocket.Conn, connID st
 	}
 	return c.setConn(ws, connID)
 }
+
+// rejoinID prefixes the id of a join the client sends again after a
+// reconnect; the room follows. Request ids are decimal numbers.
+const rejoinID = "rejoin:"
 
 func sortedKeys(m map[string]bool) []string {
 	keys := make([]string, 0, len(m))
@@ -309,6 +313,9 @@ func (c *Client) answer(f frame, b []byte) {
 		if f.Type == "ack" && f.Msg != "" {
 			c.own[f.Msg] = true
 		}
+	}
+	if f.Type == "error" && f.Code == "forbidden" && strings.HasPrefix(f.ID, rejoinID) {
+		delete(c.rooms, f.ID[len(rejoinID):]) // the token no longer allows it
 	}
 	r := c.pending[f.ID]
 	delete(c.pending, f.ID)
