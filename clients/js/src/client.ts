@@ -853,17 +853,23 @@ export class Client {
     this.#backoff = this.#minBackoff;
     this.#user = f.user ?? "";
     this.#connId = f.conn ?? "";
-    // Learn the inbox head, so that a reconnect before any message resumes
-    // from it rather than missing what came meanwhile.
-    if (!this.#known) {
-      this.#internal({ type: "resume", since: farSeq }, (r) => {
-        if (typeof r.seq === "number") {
-          this.#lastSeq = Math.max(this.#lastSeq, r.seq);
-          this.#known = true;
-          this.#drainAhead();
-        }
-      });
-    }
+    // Ask for the inbox head (a resume beyond it answers the head and
+    // changes nothing else). Without `since`, a reconnect before any message
+    // then resumes from it rather than missing what came meanwhile. With
+    // one, a head below lastSeq means the server's store was reset (or
+    // `since` was beyond it): the server goes on from its head, and so must
+    // the client, or it would drop the new messages as already seen.
+    this.#internal({ type: "resume", since: farSeq }, (r) => {
+      if (typeof r.seq !== "number") return;
+      if (this.#known && r.seq < this.#lastSeq) {
+        this.#lastSeq = r.seq;
+        this.#ahead.clear();
+      } else {
+        this.#lastSeq = Math.max(this.#lastSeq, r.seq);
+      }
+      this.#known = true;
+      this.#drainAhead();
+    });
     // Rooms and watches first, then the requests: the server handles a
     // connection's frames in order, so a resent publish finds its room joined.
     for (const room of [...this.#rooms].sort()) {

@@ -308,6 +308,21 @@ test("since: 0 replays the inbox; lastSeq resumes a later client", async () => {
   assert.equal(got3[0].data, 3);
 });
 
+test("a since beyond the inbox head (a reset store) does not swallow new messages", async () => {
+  const [alice, bob] = [uniq("alice"), uniq("bob")];
+  const a = connect(srv.url, { token: token(alice), since: 1000 });
+  clients.push(a);
+  await next(a, "connect");
+  await until(() => a.lastSeq === 0, 2000, "lastSeq back at the real head");
+  const b = await open(bob);
+  const got = next(a, "chat");
+  await b.send(alice, "chat", "after the reset");
+  const [data, m] = await got;
+  assert.equal(data, "after the reset");
+  assert.equal(m.seq, 1);
+  assert.equal(a.lastSeq, 1);
+});
+
 test("server API disconnect (4001) stops the client, as the Go client does", async () => {
   const alice = uniq("alice");
   const a = await open(alice);
