@@ -141,6 +141,8 @@ describe("demo chat", { timeout: 80000 }, () => {
 
     await srv.stop();
     await alice.page.locator('[data-testid="status"][data-state="reconnecting"]').waitFor();
+    // Presence is unknown while disconnected, and known again after.
+    await contact(alice.page, "bob").locator('[data-testid="presence-dot"][data-online="unknown"]').waitFor();
     await bob.page.locator('[data-testid="status"][data-state="reconnecting"]').waitFor();
     // Written while the server is down: waits, then goes out once reconnected.
     await say(bob, "sent while the server was down");
@@ -154,7 +156,7 @@ describe("demo chat", { timeout: 80000 }, () => {
     await waitConnected(bob.page, 20000);
     await bubble(alice.page, "sent while the server was down").waitFor({ timeout: 15000 });
     await bubble(bob.page, "sent while the server was down").locator('[data-testid="ticks"][data-status="read"]').waitFor();
-    await contact(alice.page, "bob").waitFor();
+    await contact(alice.page, "bob").locator('[data-testid="presence-dot"][data-online="true"]').waitFor();
     await sleep(500);
     // Which of the two was stored first depends on how fast bob's page came back.
     const texts = await messageTexts(alice.page);
@@ -169,6 +171,9 @@ describe("demo chat", { timeout: 80000 }, () => {
   test("search, the lobby room, and a phone-sized screen", () => withServer(async (srv, open) => {
     const alice = await open("alice");
     const bob = await open("bob", { viewport: { width: 390, height: 844 } });
+    await bob.page.getByTestId("room-lobby").click();
+    await bob.page.getByTestId("no-messages").waitFor();
+    await bob.page.getByTestId("back").click();
     await shot(bob.page, "11-mobile-list");
 
     // The lobby: join, publish, live and history.

@@ -119,6 +119,7 @@ const override = process.env.COURIER_JS ? readFileSync(process.env.COURIER_JS) :
  * user opens the demo page in a fresh browser context (its own storage, so
  * its own user) and logs in as name. It resolves once the page is connected.
  */
+let shotLogin = true;
 export async function user(browser, srv, name, { viewport = { width: 1100, height: 720 } } = {}) {
   const context = await browser.newContext({ viewport });
   const errors = [];
@@ -133,6 +134,7 @@ export async function user(browser, srv, name, { viewport = { width: 1100, heigh
   const noise = /^WebSocket connection to .* failed|^Failed to load resource|net::ERR_CONNECTION_REFUSED/;
   page.on("console", (m) => { if (m.type() === "error" && !noise.test(m.text())) errors.push(`${name} console: ${m.text()}`); });
   await page.goto(srv.url + "/");
+  if (shotLogin) { shotLogin = false; await shot(page, "00-login"); }
   await page.getByTestId("login-name").fill(name);
   await page.getByTestId("login-submit").click();
   await waitConnected(page);

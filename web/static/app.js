@@ -101,7 +101,9 @@ function hue(name) {
 function avatar(name, online, room) {
   const el = h("span", { class: room ? "avatar room" : "avatar", "aria-hidden": "true" }, room ? "#" : initial(name));
   if (!room) el.style.background = `hsl(${hue(name)} 55% 48%)`;
-  if (online != null) el.append(h("span", { class: "dot", testid: "presence-dot", data: { online: String(online) } }));
+  if (online !== undefined) {
+    el.append(h("span", { class: "dot", testid: "presence-dot", data: { online: online == null ? "unknown" : String(online) } }));
+  }
   return el;
 }
 
@@ -119,6 +121,7 @@ const S = {
   open: null, // key of the open conversation
   receipts: new Map(), // msg id -> "delivered" | "read" (insertion-ordered)
   lastTypingSent: 0,
+  firstToken: null, // the token fetched at login, used for the first connection
   typingTimers: new Map(),
 };
 
@@ -373,6 +376,10 @@ async function onConnect() {
 function onDisconnect(e) {
   S.connected = false;
   S.watched.clear();
+  // Presence is unknown until the watches are back.
+  for (const p of S.people.values()) p.online = null;
+  for (const c of S.convs.values()) c.typingUntil = 0;
+  render();
   setStatus("reconnecting", e && e.code ? `closed ${e.code}${e.reason ? ": " + e.reason : ""}` : "");
 }
 
@@ -472,7 +479,7 @@ async function runSearch(q) {
         type: "button", class: "item", testid: "search-result", data: { msg: m.msg, with: peer || "" },
         onclick: () => { closeSearch(); openConv(key, m.msg); },
       },
-      avatar(m.room ? m.room : peer, null, !!m.room),
+      avatar(m.room ? m.room : peer, undefined, !!m.room),
       h("span", { class: "item-main" },
         h("span", { class: "item-top" },
           h("span", { class: "item-name" }, m.room ? "#" + m.room : (m.from === S.me ? `you → ${m.to}` : m.from)),
@@ -519,7 +526,7 @@ function convItem(c, online) {
     "aria-current": S.open === c.key ? "true" : null,
     onclick: () => openConv(c.key),
   },
-  avatar(c.name, c.room ? null : online, c.room),
+  avatar(c.name, c.room ? undefined : online, c.room),
   h("span", { class: "item-main" },
     h("span", { class: "item-top" },
       h("span", { class: "item-name", testid: "contact-name" }, c.room ? "#" + c.name : c.name),
@@ -535,12 +542,12 @@ function renderLists() {
   const people = [...S.people.keys()].map((name) => {
     const c = userConv(name);
     const p = S.people.get(name);
-    return { name, c, online: p.online === true, lastTs: c.last ? c.last.ts : "" };
+    return { name, c, online: p.online, lastTs: c.last ? c.last.ts : "" };
   });
   people.sort((a, b) =>
-    (b.lastTs > a.lastTs) - (b.lastTs < a.lastTs) || (b.online - a.online) || a.name.localeCompare(b.name));
+    (b.lastTs > a.lastTs) - (b.lastTs < a.lastTs) || ((b.online === true) - (a.online === true)) || a.name.localeCompare(b.name));
   byTestId("contacts").replaceChildren(...people.map((x) => convItem(x.c, x.online)));
-  const online = people.filter((x) => x.online).length;
+  const online = people.filter((x) => x.online === true).length;
   byTestId("online-count").textContent = people.length ? `· ${online} online` : "";
   byTestId("contacts-empty").hidden = people.length > 0;
   const total = [...S.convs.values()].reduce((n, c) => n + c.unread, 0);
@@ -562,13 +569,13 @@ function renderChat(bottom) {
   if (!c) { byTestId("typing").textContent = ""; return; }
 
   const p = S.people.get(c.name);
-  const av = avatar(c.name, c.room ? null : !!(p && p.online), c.room);
+  const av = avatar(c.name, c.room ? undefined : p ? p.online : null, c.room);
   av.dataset.testid = "chat-avatar";
   byTestId("chat-avatar").replaceWith(av);
   byTestId("chat-title").textContent = c.room ? "#" + c.name : c.name;
   const typing = !c.room && c.typingUntil > Date.now();
   const sub = byTestId("chat-subtitle");
-  sub.textContent = c.room ? "room · everyone here sees it" : typing ? "typing…" : lastSeenText(p);
+  sub.textContent = c.room ? "room · everyone here sees it" : typing ? "typing…" : lastSeenText(p) || (S.connected ? " " : "presence unknown while reconnecting");
   sub.classList.toggle("typing-now", typing);
   byTestId("typing").textContent = typing ? `${c.name} is typing…` : "";
   byTestId("composer-input").placeholder = c.room ? `Message #${c.name}` : `Message ${c.name}`;
@@ -618,6 +625,7 @@ function renderChat(bottom) {
   }
   byTestId("load-older").hidden = !(c.loaded && c.hasMore);
   byTestId("history-start").hidden = !(c.loaded && !c.hasMore && list.length > 0);
+  byTestId("no-messages").hidden = !(c.loaded && list.length === 0);
 
   if (bottom || c.stick) { scroll.scrollTop = scroll.scrollHeight; c.stick = false; }
   else if (c.prepend) scroll.scrollTop = scroll.scrollHeight - fromBottom;
@@ -629,6 +637,11 @@ function renderChat(bottom) {
 // ---------- start ----------
 
 async function tokenFn() {
+  if (S.firstToken) {
+    const t = S.firstToken;
+    S.firstToken = null;
+    return t;
+  }
   const res = await fetch("/dev/token?user=" + encodeURIComponent(S.me), { cache: "no-store" });
   if (!res.ok) throw new Error(`GET /dev/token: HTTP ${res.status} (is the server running with --dev?)`);
   const { token } = await res.json();
@@ -646,7 +659,24 @@ async function start(name) {
     console.error(err);
     return;
   }
+  // Ask for a first token now: a name the server refuses stays on the form.
+  let first = null;
+  try {
+    const res = await fetch("/dev/token?user=" + encodeURIComponent(name), { cache: "no-store" });
+    if (res.ok) first = (await res.json()).token;
+    else if (res.status === 400 || res.status === 404) {
+      const e = byTestId("login-error");
+      e.textContent = res.status === 400
+        ? "That name cannot be used: 1 to 128 bytes, no control characters."
+        : "This server does not hand out demo tokens: start it with courier serve --dev.";
+      e.hidden = false;
+      sessionStorage.removeItem("courier.user");
+      return;
+    }
+  } catch { /* the server is unreachable: the client keeps trying */ }
+  byTestId("login-error").hidden = true;
   S.me = name;
+  S.firstToken = first;
   sessionStorage.setItem("courier.user", name);
   try { localStorage.setItem("courier.name", name); } catch { /* ignore */ }
   S.lastSeq = Number(store.get("seq", 0)) || 0;
