@@ -214,10 +214,35 @@ describe("demo chat", { timeout: 80000 }, () => {
     assert.equal(await bob.page.getByTestId("chat-title").textContent(), "alice");
     await shot(bob.page, "15-mobile-chat");
 
+    // Nothing sticks out sideways on a phone.
+    assert.ok(await bob.page.evaluate(() => document.documentElement.scrollWidth <= window.innerWidth), "no horizontal scroll at 390px");
+
     // Hostile text is text.
     await say(alice, "<img src=x onerror=alert(1)> <b>bold</b>");
     await bubble(bob.page, "<img src=x onerror=alert(1)> <b>bold</b>").waitFor();
     assert.equal(await bob.page.locator(".msg-text img, .msg-text b").count(), 0);
+  }));
+
+  test("a long conversation loads older pages on demand", () => withServer(async (srv, open) => {
+    // 60 messages from the server API under the label "bob": a conversation with "bob".
+    for (let i = 1; i <= 60; i++) {
+      await srv.api("POST", "/api/send", { to: "alice", from: "bob", event: "chat", data: { text: `note ${i}` } });
+    }
+    const alice = await open("alice");
+    await contact(alice.page, "bob").getByTestId("unread").getByText("60", { exact: true }).waitFor();
+    await contact(alice.page, "bob").click();
+    await bubble(alice.page, "note 60").waitFor();
+    let texts = await messageTexts(alice.page);
+    assert.equal(texts.length, 50);
+    assert.equal(texts[0], "note 11");
+    await alice.page.getByTestId("load-older").click();
+    await bubble(alice.page, "note 1").waitFor();
+    texts = await messageTexts(alice.page);
+    assert.deepEqual(texts, Array.from({ length: 60 }, (_, i) => `note ${i + 1}`));
+    await alice.page.getByTestId("history-start").waitFor();
+    assert.equal(await alice.page.getByTestId("load-older").isVisible(), false);
+    await assertGone(contact(alice.page, "bob").getByTestId("unread"));
+    await shot(alice.page, "16-older-pages");
   }));
 });
 
