@@ -189,6 +189,7 @@ export class CourierError extends Error {
   code: string;
   /** The WebSocket close code, for errors caused by a close. */
   closeCode?: number;
+  /** Makes an error with the given code, message and, when a close caused it, close code. */
   constructor(code: string, message: string, closeCode?: number) {
     super(message);
     this.name = "CourierError";
@@ -262,7 +263,6 @@ interface Pending {
   onReply: (f: any) => unknown;
   resolve: (v: any) => void;
   reject: (e: Error) => void;
-  report: boolean; // an error is also emitted as an `error` event
 }
 
 const OPEN = 1;
@@ -637,7 +637,7 @@ export class Client {
     }
     return new Promise<T>((resolve, reject) => {
       const id = String(++this.#nextId);
-      const p: Pending = { id, frame: f, kind, written: 0, onReply, resolve, reject, report: false };
+      const p: Pending = { id, frame: f, kind, written: 0, onReply, resolve, reject };
       this.#pending.set(id, p);
       if (this.#open) this.#write(p);
     });
@@ -829,7 +829,7 @@ export class Client {
     }
     if (f.type === "error") {
       const err = new CourierError(f.code ?? "internal", f.message ?? "courier: error");
-      if (p.report || p.written > 1) this.#emit("error", err);
+      if (p.written > 1) this.#emit("error", err);
       p.reject(err);
       return;
     }
@@ -904,7 +904,6 @@ export class Client {
       onReply: (r) => ok?.(r),
       resolve: () => {},
       reject: (e) => fail?.(e as CourierError),
-      report: false,
     };
     this.#pending.set(id, p);
     this.#write(p);
@@ -982,7 +981,15 @@ export class Client {
       this.#stop(new CourierError("disconnected_by_server", "courier: disconnected by the server", code), true);
       return;
     }
-    if (code === 4003) this.#stale = true;
+    if (code === 4003) {
+      if (!this.#opts.tokenFn) {
+        // The token expired and nothing can give another: a reconnection
+        // would be refused (the Go client stops with ErrUnauthorized).
+        this.#stop(new CourierError("unauthorized", "courier: the token expired (close 4003) and there is no tokenFn", code), true);
+        return;
+      }
+      this.#stale = true;
+    }
     if (!wasOpen) {
       if (status === 401 && !this.#opts.tokenFn) {
         this.#stop(new CourierError("unauthorized", "courier: unauthorized (HTTP 401): bad or expired token", code), true);

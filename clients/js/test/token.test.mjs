@@ -1,14 +1,21 @@
-// Token expiry while connected: the server closes with 4003 and the client
-// reconnects with a fresh token from tokenFn.
+// Token expiry while connected: the server closes with 4003 at its next ping
+// tick (docs/protocol.md, Keepalive); the client reconnects with a fresh
+// token from tokenFn, or stops when it has none.
 
-import { test } from "node:test";
+import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { connect } from "../dist/index.js";
 import { startServer, token, next, until } from "./helpers.mjs";
 
+let srv;
+before(async () => {
+  srv = await startServer({ args: ["--ping-interval", "300ms"] });
+});
+after(async () => {
+  await srv?.cleanup();
+});
+
 test("tokenFn refreshes the token after close 4003 (token expired)", async () => {
-  // exp is checked at each ping tick (docs/protocol.md, Keepalive).
-  const srv = await startServer({ args: ["--ping-interval", "300ms"] });
   const issued = [];
   const a = connect(srv.url, {
     tokenFn: async () => {
@@ -35,6 +42,21 @@ test("tokenFn refreshes the token after close 4003 (token expired)", async () =>
   } finally {
     a.close();
     b.close();
-    await srv.cleanup();
+  }
+});
+
+test("without tokenFn, 4003 stops the client with unauthorized", async () => {
+  const a = connect(srv.url, { token: token("carol", 1), minBackoff: 50 });
+  try {
+    await next(a, "connect");
+    const disc = next(a, "disconnect", 6000);
+    const err = next(a, "error", 6000);
+    assert.equal((await disc).code, 4003);
+    const e = await err;
+    assert.equal(e.code, "unauthorized");
+    assert.equal(e.closeCode, 4003);
+    assert.equal(a.closed, true);
+  } finally {
+    a.close();
   }
 });
