@@ -214,8 +214,15 @@ describe("demo chat", { timeout: 80000 }, () => {
     assert.equal(await bob.page.getByTestId("chat-title").textContent(), "alice");
     await shot(bob.page, "15-mobile-chat");
 
-    // Nothing sticks out sideways on a phone.
-    assert.ok(await bob.page.evaluate(() => document.documentElement.scrollWidth <= window.innerWidth), "no horizontal scroll at 390px");
+    // Nothing sticks out sideways, on a phone or a desktop, even with a very long word.
+    await say(alice, "x".repeat(300));
+    await bubble(bob.page, "x".repeat(300)).waitFor();
+    await bob.page.getByTestId("back").click();
+    for (const u of [alice, bob]) {
+      assert.ok(await u.page.evaluate(() => document.documentElement.scrollWidth <= window.innerWidth), `no sideways scroll for ${u.name}`);
+    }
+    assert.equal(Math.round((await alice.page.locator(".side").boundingBox()).width), 320);
+    await contact(bob.page, "alice").click();
 
     // Hostile text is text.
     await say(alice, "<img src=x onerror=alert(1)> <b>bold</b>");
@@ -232,6 +239,7 @@ describe("demo chat", { timeout: 80000 }, () => {
     await contact(alice.page, "bob").getByTestId("unread").getByText("60", { exact: true }).waitFor();
     await contact(alice.page, "bob").click();
     await bubble(alice.page, "note 60").waitFor();
+    await alice.page.getByTestId("load-older").waitFor(); // the first page is in
     let texts = await messageTexts(alice.page);
     assert.equal(texts.length, 50);
     assert.equal(texts[0], "note 11");

@@ -214,11 +214,14 @@ function sortedMessages(c) {
 function merge(c, page, first) {
   if (!page.length) return;
   const oldest = page[page.length - 1].seq;
-  if (first && c.loaded) {
-    // A newest page that does not touch what we hold leaves a hole: start over from it.
+  if (first && c.loaded && page.length === PAGE) {
+    // A full newest page that does not reach what we hold leaves a hole
+    // (more than a page came in while away): start over from it. (A
+    // conversation's seqs are the user's inbox seqs, so they are not
+    // contiguous; only overlap tells.)
     let max = 0;
     for (const m of c.messages.values()) if (!m.local && m.seq > max) max = m.seq;
-    if (oldest > max + 1) { c.messages.clear(); c.hasMore = true; }
+    if (oldest > max) { c.messages.clear(); c.hasMore = true; }
   }
   if (first && !c.loaded) {
     // Messages replayed before the conversation was opened may be older
