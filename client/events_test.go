@@ -297,7 +297,7 @@ func TestLostAckAcrossReconnect(t *testing.T) {
 			if m := next(t, alice); text(t, m) != "before" {
 				t.Fatalf("got %s", m.Frame)
 			}
-			p.mute.Store(true)
+			p.mute()
 			for i := 1; i <= 2; i++ {
 				if _, err := bob.Send(ctx(t), "alice", "chat", map[string]string{"text": fmt.Sprint("b", i)}); err != nil {
 					t.Fatal(err)
@@ -318,7 +318,6 @@ func TestLostAckAcrossReconnect(t *testing.T) {
 				t.Fatalf("bob got %s", stored.Frame)
 			}
 			p.cut()
-			p.mute.Store(false)
 			var ack client.Ack
 			select {
 			case ack = <-sent:

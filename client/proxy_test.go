@@ -9,14 +9,15 @@ import (
 )
 
 // A proxy forwards TCP connections to a server and can drop what the server
-// sends (as a network that loses the replies) and cut every connection.
+// sends on its current connections (as a network that loses the replies),
+// and cut them.
 type proxy struct {
 	ln     net.Listener
 	target string
-	mute   atomic.Bool // drop the bytes from the server
 
 	mu    sync.Mutex
 	conns []net.Conn
+	mutes []*atomic.Bool // one per pair of conns
 }
 
 func startProxy(t *testing.T, target string) *proxy {
@@ -48,8 +49,10 @@ func (p *proxy) accept() {
 			c.Close()
 			continue
 		}
+		mute := new(atomic.Bool)
 		p.mu.Lock()
 		p.conns = append(p.conns, c, s)
+		p.mutes = append(p.mutes, mute)
 		p.mu.Unlock()
 		go func() {
 			_, _ = io.Copy(s, c)
@@ -60,7 +63,7 @@ func (p *proxy) accept() {
 			buf := make([]byte, 32<<10)
 			for {
 				n, err := s.Read(buf)
-				if n > 0 && !p.mute.Load() {
+				if n > 0 && !mute.Load() {
 					if _, err := c.Write(buf[:n]); err != nil {
 						break
 					}
@@ -75,6 +78,16 @@ func (p *proxy) accept() {
 	}
 }
 
+// mute drops from now on what the server sends on the current connections.
+// Later connections are not muted.
+func (p *proxy) mute() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, m := range p.mutes {
+		m.Store(true)
+	}
+}
+
 // cut closes every connection through the proxy.
 func (p *proxy) cut() {
 	p.mu.Lock()
@@ -82,5 +95,5 @@ func (p *proxy) cut() {
 	for _, c := range p.conns {
 		c.Close()
 	}
-	p.conns = nil
+	p.conns, p.mutes = nil, nil
 }
