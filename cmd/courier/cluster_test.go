@@ -136,7 +136,9 @@ func (cl *client) write(frame string) error {
 	return cl.ws.Write(ctx, websocket.MessageText, []byte(frame))
 }
 
-// next returns the next frame of type typ, within 5 s.
+// next returns the next frame of type typ, within 15 s: generous, because
+// a loaded CI machine (load average 7 seen) can take seconds, and a passing
+// test never waits for it.
 func (cl *client) next(t *testing.T, typ string) map[string]any {
 	t.Helper()
 	f, err := cl.wait(typ)
@@ -148,7 +150,7 @@ func (cl *client) next(t *testing.T, typ string) map[string]any {
 
 // wait is next for goroutines other than the test's; typ "" takes any frame.
 func (cl *client) wait(typ string) (map[string]any, error) {
-	return cl.waitFor(typ, 5*time.Second)
+	return cl.waitFor(typ, 15*time.Second)
 }
 
 func (cl *client) waitFor(typ string, d time.Duration) (map[string]any, error) {
