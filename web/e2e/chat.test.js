@@ -166,6 +166,11 @@ describe("demo chat", { timeout: 80000 }, () => {
     await bubble(bob.page, "after the restart").waitFor();
     assert.deepEqual(await messageTexts(bob.page), ["before the restart", "sent while the server was down", "after the restart"]);
     await shot(alice.page, "10-alice-after-restart");
+
+    // The server's API disconnects alice (close 4001): the client stops, the page says so.
+    await srv.api("POST", "/api/disconnect", { user: "alice" });
+    await alice.page.locator('[data-testid="status"][data-state="offline"]').waitFor();
+    await alice.page.getByTestId("toast").getByText("disconnected you").waitFor();
   }));
 
   test("search, the lobby room, and a phone-sized screen", () => withServer(async (srv, open) => {

@@ -702,7 +702,18 @@ async function start(name) {
   c.on("message", onMessage);
   c.on("receipt", onReceipt);
   c.on("presence", onPresence);
-  c.on("error", (e) => console.warn("courier:", e));
+  c.on("connect_error", () => { if (!S.connected && S.connects > 0) setStatus("reconnecting"); });
+  c.on("error", (e) => {
+    console.warn("courier:", e);
+    if (c.closed) {
+      // The client stopped for good (e.g. disconnected by the server's API).
+      S.connected = false;
+      setStatus("offline", e.message);
+      toast(e.code === "disconnected_by_server"
+        ? "The server disconnected you. Reload the page to connect again."
+        : `Connection closed: ${e.message}`);
+    }
+  });
 
   const open = sessionStorage.getItem("courier.open");
   if (open && /^[ur]:./.test(open)) openConv(open);
@@ -760,7 +771,10 @@ function wire() {
     render();
   });
   document.addEventListener("visibilitychange", () => {
-    if (document.visibilityState === "visible") markRead(S.open && S.convs.get(S.open));
+    if (document.visibilityState !== "visible") return;
+    markRead(S.open && S.convs.get(S.open));
+    // Another tab may have read or received meanwhile: count again.
+    if (S.connected) refreshConversations().catch(() => {});
   });
   // Relative times ("last seen 3 min ago") age.
   setInterval(() => { if (S.me) render(); }, 30000);
