@@ -53,9 +53,19 @@ export async function startServer({ addr = "127.0.0.1:0", dataDir, args = [] } =
     http: "http://" + listening,
     dataDir,
     log: () => log,
+    /** SIGTERM, then the exit; a server still running 10 s later is killed and the call throws. */
     async stop() {
       if (p.exitCode === null && p.signalCode === null) p.kill("SIGTERM");
-      return exited;
+      let timer;
+      const late = new Promise((r) => (timer = setTimeout(() => r("late"), 10000)));
+      const res = await Promise.race([exited, late]);
+      clearTimeout(timer);
+      if (res === "late") {
+        p.kill("SIGKILL");
+        await exited;
+        throw new Error("courier serve did not exit within 10 s of SIGTERM:\n" + log);
+      }
+      return res;
     },
     async cleanup() {
       await srv.stop();
