@@ -32,6 +32,8 @@ test("server restart: reconnect, resume, re-join, resend exactly once", async ()
     // Sends in flight when the server stops: some stored, some not, some acks lost.
     const inflight = [];
     for (let i = 0; i < 10; i++) inflight.push(a.send(bob, "chat", "inflight" + i));
+    const pubs = [];
+    for (let i = 0; i < 5; i++) pubs.push(a.publish(room, "chat", "pub" + i));
     const stopped = srv.stop();
     const { code } = await stopped;
     assert.equal(code, 0, "courier exits 0 on SIGTERM");
@@ -40,12 +42,16 @@ test("server restart: reconnect, resume, re-join, resend exactly once", async ()
 
     // Sends while the server is down wait for the connection.
     const down = [a.send(bob, "chat", "down0"), a.send(bob, "chat", "down1")];
+    const query = a.conversations(); // waits, and is answered on the next connection
+    await assert.rejects(a.send(bob, "typing", true, { volatile: true }), { code: "disconnected" });
     await sleep(50);
 
     srv2 = await startServer({ addr: srv.addr, dataDir: srv.dataDir });
     for (let i = 0; i < 5; i++) await api(srv2, "POST", "/api/send", { to: alice, event: "chat", data: "api" + i });
 
     const acks = await Promise.all([...inflight, ...down]);
+    const pubAcks = await Promise.all(pubs);
+    assert.ok((await query).some((x) => x.with === bob), "the query made while down is answered");
     assert.ok(aConn.length >= 1, "alice reconnected");
     const want = [...Array(10).keys()].map((i) => "inflight" + i).concat(["down0", "down1"]);
 
@@ -62,6 +68,13 @@ test("server restart: reconnect, resume, re-join, resend exactly once", async ()
     }
     assert.equal(new Set(acks.map((x) => x.msg)).size, acks.length);
     assert.equal(new Set(acks.map((x) => x.seq)).size, acks.length);
+
+    // Durable publishes are resent with their key too: each in the room once.
+    const roomHist = await a.history({ room, limit: 100 });
+    for (let i = 0; i < 5; i++) {
+      assert.equal(roomHist.filter((m) => m.data === "pub" + i).length, 1, `pub${i} is stored once`);
+    }
+    assert.deepEqual(pubAcks.map((x) => x.seq).sort((x, y) => x - y), [1, 2, 3, 4, 5]);
 
     // alice: no message twice, the API messages in order.
     // The sender's copies of resent sends (stored before the restart, ack
