@@ -370,6 +370,7 @@ export class Client {
   #hold: Message[] | null = null;
   #holdFor = new Set<string>(); // ids of the resent sends not yet answered
   #own = new Set<string>(); // message ids their acks named
+  #holdTimer: ReturnType<typeof setTimeout> | null = null; // bounds the hold
 
   #ws: Socket | null = null;
   #gen = 0; // generation of #ws; events of older sockets are ignored
@@ -889,7 +890,11 @@ export class Client {
       if (p.written > 0 && p.frame.type === "send") this.#holdFor.add(p.id);
       this.#write(p);
     }
-    if (this.#holdFor.size > 0) this.#hold = [];
+    if (this.#holdFor.size > 0) {
+      this.#hold = [];
+      // An ack normally follows the replay within moments; never hold for long.
+      this.#holdTimer = setTimeout(() => this.#release(), this.#connectTimeout);
+    }
     this.#emit("connect", { user: this.#user, conn: this.#connId });
   }
 
@@ -935,6 +940,10 @@ export class Client {
   // #release delivers the messages held while resent sends waited for their
   // acks, but not the sender's copies of those sends.
   #release(): void {
+    if (this.#holdTimer) {
+      clearTimeout(this.#holdTimer);
+      this.#holdTimer = null;
+    }
     const held = this.#hold;
     const own = this.#own;
     this.#hold = null;
