@@ -1,8 +1,9 @@
 // Package web holds courier's demo chat page, embedded in the binary and
 // served at / by `courier serve --dev`.
 //
-// static/ holds the page (index.html, app.js, style.css, icon.svg) and the
-// browser build of the JS client (courier.js, built from clients/js). The
+// static/ holds the page (index.html; app.js, the entry that wires the ES
+// modules beside it, one per concern: conversation, people, lobby, search,
+// login, connection; style.css; icon.svg) and the browser build of the JS client (courier.js, built from clients/js). The
 // page loads nothing from anywhere else; the Content-Security-Policy says so
 // to the browser too. e2e/ holds the browser tests (see browser_test.go).
 package web
