@@ -58,6 +58,10 @@ export { wsURL } from "./url.js";
  *   delivered twice across a reconnect; it joins its rooms and watches its
  *   users again, and writes again every durable send or publish that was not
  *   acknowledged, with its idempotency key.
+ * - It notices a connection that died silently: after `heartbeat` ms with
+ *   nothing received it writes a `ping`, and when nothing arrives within
+ *   `heartbeatTimeout` ms it closes the connection (`disconnect` with code
+ *   4000, `"heartbeat timeout"`) and reconnects as above.
  * - Requests made while disconnected wait for the connection, except
  *   volatile messages, which reject with code `disconnected`.
  * - Requests other than volatile messages that are pending when the

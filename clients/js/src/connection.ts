@@ -1,6 +1,7 @@
 // The connection: one WebSocket at a time to the server's /ws endpoint. It
 // gets a token (again, when the last one may be stale), dials, gives up on
-// an attempt that gets no welcome in time, and after a close decides
+// an attempt that gets no welcome in time, takes a welcomed connection that
+// stays silent through a heartbeat ping for dead, and after a close decides
 // whether to reconnect, with jittered exponential backoff, or to stop. What
 // the frames mean is the client's business (client.ts).
 
@@ -22,6 +23,17 @@ interface Socket {
 
 const OPEN = 1;
 const CONNECTING = 0;
+
+// The close code and reason of a connection the heartbeat took for dead
+// (what `disconnect` reports; the socket is closed with them too).
+const heartbeatClose = { code: 4000, reason: "heartbeat timeout" } as const;
+
+// The heartbeat's ping: no id, so its pong answers no request.
+const pingFrame = '{"type":"ping"}';
+
+// now is a monotonic clock in ms where there is one.
+const now: () => number =
+  typeof performance !== "undefined" && typeof performance.now === "function" ? () => performance.now() : () => Date.now();
 
 /**
  * What a {@link Connection} tells its client.
@@ -66,6 +78,16 @@ export class Connection {
   #backoff: number;
   #timer: ReturnType<typeof setTimeout> | null = null; // reconnect or welcome timeout
 
+  // The heartbeat of a welcomed socket: after #heartbeat ms with nothing
+  // received, a ping; #heartbeatTimeout ms after it with still nothing, the
+  // socket is taken for dead.
+  #heartbeat: number; // 0: off
+  #heartbeatTimeout: number;
+  #hbTimer: ReturnType<typeof setTimeout> | null = null;
+  #lastRx = 0; // now() when the last frame arrived
+  #pingAt = -1; // now() when the ping of the current silence was written; -1: none
+  #grace = false; // the ping's deadline passed once: see #beat
+
   /**
    * Checks the URL and the options (throws a {@link CourierError} with code
    * `bad_request`); {@link Connection.dial} makes the first attempt.
@@ -78,6 +100,10 @@ export class Connection {
     this.#minBackoff = opts.minBackoff && opts.minBackoff > 0 ? opts.minBackoff : 200;
     this.#maxBackoff = Math.max(opts.maxBackoff && opts.maxBackoff > 0 ? opts.maxBackoff : 10000, this.#minBackoff);
     this.#connectTimeout = opts.connectTimeout && opts.connectTimeout > 0 ? opts.connectTimeout : 10000;
+    const hb = opts.heartbeat;
+    this.#heartbeat = typeof hb === "number" && !Number.isNaN(hb) ? Math.max(hb, 0) : 25000;
+    if (this.#heartbeat === Infinity) this.#heartbeat = 0;
+    this.#heartbeatTimeout = opts.heartbeatTimeout && opts.heartbeatTimeout > 0 ? opts.heartbeatTimeout : 10000;
     this.#backoff = this.#minBackoff;
     this.#token = opts.token || undefined;
     if (!this.#token && !opts.tokenFn) throw new CourierError("bad_request", "courier: no token or tokenFn");
@@ -152,7 +178,15 @@ export class Connection {
     let status: number | undefined; // HTTP status of a refused handshake, when the WebSocket tells it
     let netErr = false; // the attempt failed below HTTP (refused, reset...)
     ws.onmessage = (ev: any) => {
-      if (gen === this.#gen) this.#host.frame(ev.data);
+      if (gen !== this.#gen) return;
+      this.#lastRx = now(); // any frame counts as life
+      if (this.#pingAt >= 0) {
+        // The heartbeat's ping is answered (or something else came first):
+        // the next one is due after a full silence from now.
+        this.#pingAt = -1;
+        if (this.#open) this.#armHeartbeat(this.#heartbeat);
+      }
+      this.#host.frame(ev.data);
     };
     ws.onerror = (ev: any) => {
       // `ws` tells why a handshake failed; a browser does not.
@@ -194,6 +228,12 @@ export class Connection {
       this.#timer = null;
     }
     this.#backoff = this.#minBackoff;
+    if (this.#heartbeat > 0) {
+      this.#lastRx = now();
+      this.#pingAt = -1;
+      this.#grace = false;
+      this.#armHeartbeat(this.#heartbeat);
+    }
     return true;
   }
 
@@ -207,6 +247,7 @@ export class Connection {
       clearTimeout(this.#timer);
       this.#timer = null;
     }
+    this.#stopHeartbeat();
     return wasOpen;
   }
 
@@ -262,6 +303,61 @@ export class Connection {
     this.#abandon();
   }
 
+  #armHeartbeat(ms: number): void {
+    if (this.#hbTimer) clearTimeout(this.#hbTimer);
+    const t = setTimeout(() => {
+      this.#hbTimer = null;
+      this.#beat();
+    }, Math.min(ms, 0x7fffffff)); // setTimeout takes at most 2^31-1 ms
+    // The heartbeat alone must not keep a Node process alive (the socket does while it is open).
+    (t as any).unref?.();
+    this.#hbTimer = t;
+  }
+
+  #stopHeartbeat(): void {
+    if (this.#hbTimer) {
+      clearTimeout(this.#hbTimer);
+      this.#hbTimer = null;
+    }
+    this.#pingAt = -1;
+  }
+
+  // #beat is the heartbeat's timer: it pings after #heartbeat ms of silence,
+  // and takes the socket for dead when nothing arrived within
+  // #heartbeatTimeout ms of the ping.
+  #beat(): void {
+    if (!this.#open || this.#stopped || this.#heartbeat <= 0) return;
+    const t = now();
+    if (this.#pingAt < 0) {
+      // No ping out (a frame that arrives clears it: see dial).
+      const idle = t - this.#lastRx;
+      if (idle < this.#heartbeat) {
+        this.#armHeartbeat(Math.max(this.#heartbeat - idle, 1));
+        return;
+      }
+      this.#pingAt = t;
+      this.#grace = false;
+      this.write(pingFrame);
+      this.#armHeartbeat(this.#heartbeatTimeout);
+      return;
+    }
+    const left = this.#pingAt + this.#heartbeatTimeout - t;
+    if (left > 0) {
+      this.#armHeartbeat(Math.max(left, 1));
+      return;
+    }
+    if (!this.#grace) {
+      // One more turn of the event loop first: when this process was busy
+      // (or asleep), frames that arrived meanwhile may be waiting behind this
+      // timer, and one of them would prove the socket alive.
+      this.#grace = true;
+      this.#armHeartbeat(1);
+      return;
+    }
+    this.#abandon(heartbeatClose.code, heartbeatClose.reason);
+    this.#host.closed(heartbeatClose.code, heartbeatClose.reason, undefined, false);
+  }
+
   #setTimer(f: () => void, ms: number): void {
     if (this.#timer) clearTimeout(this.#timer);
     this.#timer = setTimeout(() => {
@@ -270,8 +366,10 @@ export class Connection {
     }, ms);
   }
 
-  // #abandon drops the current socket without waiting for its close.
-  #abandon(): void {
+  // #abandon drops the current socket without waiting for its close,
+  // closing it with `code` (1000 or 3000-4999, which browsers allow).
+  #abandon(code = 1000, reason?: string): void {
+    this.#stopHeartbeat();
     const ws = this.#ws;
     this.#ws = null;
     this.#gen++;
@@ -279,7 +377,7 @@ export class Connection {
     ws.onmessage = ws.onclose = ws.onopen = null;
     ws.onerror = () => {};
     try {
-      if (ws.readyState === CONNECTING || ws.readyState === OPEN) ws.close(1000);
+      if (ws.readyState === CONNECTING || ws.readyState === OPEN) ws.close(code, reason);
     } catch {
       // nothing to do
     }

@@ -29,6 +29,19 @@ export interface ConnectOptions {
   WebSocket?: any;
   /** How long to wait for the server's welcome before giving up on an attempt, in ms (default 10000). */
   connectTimeout?: number;
+  /**
+   * After this many ms with nothing received on a welcomed connection, the
+   * client writes a `ping` frame (default 25000; 0 turns the heartbeat off).
+   * A browser cannot see the server's WebSocket pings, so this is how it
+   * notices a connection that died silently (sleep, a network change).
+   */
+  heartbeat?: number;
+  /**
+   * How long after that ping, in ms, the client waits for any frame before
+   * it takes the connection for dead: it closes it (`disconnect` with code
+   * 4000, reason `"heartbeat timeout"`) and reconnects (default 10000).
+   */
+  heartbeatTimeout?: number;
 }
 
 /** Options of {@link Client.send}. */
