@@ -49,6 +49,29 @@
 // server tells the current state of each of them again: a PresenceChange
 // may repeat the state already known, and covers any change missed while
 // disconnected.
+//
+// # Dead connections
+//
+// A connection can die without a close (a NAT or proxy that forgets it, a
+// network that changes): writes still succeed and nothing arrives. When
+// nothing (no frame, and no WebSocket ping or pong) has been received for
+// Options.Heartbeat (25s), the client sends a WebSocket ping; when no
+// answer comes within Options.HeartbeatTimeout (10s), it closes the
+// connection and reconnects as after any other break, so nothing is lost
+// or delivered twice. A WebSocket ping rather than the protocol's ping
+// frame: the server's WebSocket layer answers it, so it is no request and
+// no frame of the server's rate limit, and the server's own pings count as
+// a sign of life too. Time during which the client waits for the
+// application to read Messages or Events is not silence.
+//
+// # A reset store
+//
+// After every welcome the client asks the server for its inbox head (a
+// resume beyond the head, which the server acks with the head). A head
+// below LastSeq means that the server's store was wiped, or that
+// Options.Since came from another deployment: the client then follows the
+// server's head, and LastSeq moves back to it, rather than dropping every
+// new message as one it has already seen.
 package client
 
 import (
@@ -59,6 +82,7 @@ import (
 	"net/http"
 	"net/url"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/coder/websocket"
@@ -80,7 +104,10 @@ type Options struct {
 	// Since is the inbox seq the client has already seen: the first
 	// connection replays every stored message with a greater seq. Zero
 	// means no replay of older messages: the client starts at the inbox
-	// head as it stands when it connects.
+	// head as it stands when it connects. A Since beyond the server's
+	// inbox head (its store was reset, or Since comes from another
+	// deployment) is not trusted: the client follows the server's head,
+	// and LastSeq moves back to it.
 	Since uint64
 
 	// MinBackoff and MaxBackoff bound the jittered exponential wait between
@@ -100,6 +127,15 @@ type Options struct {
 
 	// HTTPHeader is added to the WebSocket handshake request.
 	HTTPHeader http.Header
+
+	// Heartbeat is how long the connection may stay silent (no frame,
+	// ping or pong received) before the client pings the server (default
+	// 25s; negative turns the heartbeat off). HeartbeatTimeout is how long
+	// it then waits for an answer (default 10s) before it takes the
+	// connection for dead and reconnects, as after any other break. Time
+	// during which the client waits for the application to read Messages
+	// or Events does not count as silence.
+	Heartbeat, HeartbeatTimeout time.Duration
 }
 
 // A Message is a message frame received from the server, or one message of
@@ -188,11 +224,17 @@ type Client struct {
 	err     error // why the client stopped, once done is closed
 
 	// Inbox bookkeeping (inbox.go).
-	ahead   map[uint64]bool // seqs of own durable sends acked beyond lastSeq+1
-	holding bool            // message frames are held in hold
-	hold    []Message
-	holdFor map[string]bool // ids of the sends written again whose acks are awaited
-	own     map[string]bool // message ids those acks named
+	headWait bool            // the current connection's head ack has not come yet
+	headHold []Message       // inbox messages at or below lastSeq received meanwhile
+	ahead    map[uint64]bool // seqs of own durable sends acked beyond lastSeq+1
+	holding  bool            // message frames are held in hold
+	hold     []Message
+	holdFor  map[string]bool // ids of the sends written again whose acks are awaited
+	own      map[string]bool // message ids those acks named
+
+	// Liveness of the current connection (heartbeat.go).
+	rx      atomic.Int64 // when a frame, ping or pong was last received (UnixNano)
+	stalled atomic.Bool  // the read loop waits for the application to take a message or event
 }
 
 // frame is any frame from the server, as far as the client routes it.
@@ -231,6 +273,12 @@ func Dial(ctx context.Context, rawURL string, opts Options) (*Client, error) {
 	if opts.Buffer <= 0 {
 		opts.Buffer = 256
 	}
+	if opts.Heartbeat == 0 {
+		opts.Heartbeat = 25 * time.Second
+	}
+	if opts.HeartbeatTimeout <= 0 {
+		opts.HeartbeatTimeout = 10 * time.Second
+	}
 	c := &Client{
 		url: u, opts: opts, token: opts.Token, lastSeq: opts.Since, known: opts.Since > 0,
 		closing: make(chan struct{}), done: make(chan struct{}),
@@ -246,15 +294,10 @@ func Dial(ctx context.Context, rawURL string, opts Options) (*Client, error) {
 	c.user = w.user
 	rctx, cancel := context.WithCancel(context.Background())
 	c.cancel = cancel
-	if opts.Since == 0 {
-		// Learn the inbox head, so that a reconnect before any message
-		// resumes from it rather than missing what came meanwhile.
-		b := []byte(`{"type":"resume","id":"` + headID + `","since":4611686018427387904}`)
-		if err := ws.Write(ctx, websocket.MessageText, b); err != nil {
-			cancel()
-			ws.CloseNow()
-			return nil, fmt.Errorf("courier: write: %w", err)
-		}
+	if err := ws.Write(ctx, websocket.MessageText, headFrame); err != nil {
+		cancel()
+		ws.CloseNow()
+		return nil, fmt.Errorf("courier: write: %w", err)
 	}
 	c.setConn(ws, w.conn)
 	go c.run(rctx, ws)
@@ -263,6 +306,11 @@ func Dial(ctx context.Context, rawURL string, opts Options) (*Client, error) {
 
 // headID is the id of the resume frame that asks for the inbox head.
 const headID = "head"
+
+// headFrame asks for the inbox head: a resume beyond it replays nothing
+// and is acked with the head (protocol.md, "since beyond the inbox head").
+// It is the first frame on every connection (see Client.headAck).
+var headFrame = []byte(`{"type":"resume","id":"` + headID + `","since":4611686018427387904}`)
 
 // welcome is what the welcome frame says.
 type welcome struct{ user, conn string }

@@ -46,7 +46,12 @@ func (c *Client) dial(ctx context.Context, fresh bool) (*websocket.Conn, welcome
 			h[k] = v
 		}
 		h.Set("Authorization", "Bearer "+tok)
-		ws, resp, err := websocket.Dial(ctx, u, &websocket.DialOptions{HTTPHeader: h})
+		ws, resp, err := websocket.Dial(ctx, u, &websocket.DialOptions{
+			HTTPHeader: h,
+			// A ping or pong from the server is a sign of life too.
+			OnPingReceived: func(context.Context, []byte) bool { c.touch(); return true },
+			OnPongReceived: func(context.Context, []byte) { c.touch() },
+		})
 		if err != nil {
 			if resp != nil && resp.StatusCode == http.StatusUnauthorized {
 				if c.opts.TokenFunc != nil && attempt == 0 {
@@ -79,6 +84,8 @@ func (c *Client) setConn(ws *websocket.Conn, connID string) []*request {
 	defer c.mu.Unlock()
 	c.conn, c.connID = ws, connID
 	close(c.ready)
+	c.headWait = true // headFrame was written first on ws
+	c.touch()
 	var again []*request
 	for id, r := range c.pending {
 		if r.resend {
@@ -116,7 +123,9 @@ func (c *Client) run(ctx context.Context, ws *websocket.Conn) {
 	}()
 	fresh := false
 	for {
+		stop := c.heartbeat(ctx, ws)
 		err := c.read(ctx, ws)
+		stop()
 		bg.Wait()
 		select {
 		case <-c.closing:
@@ -156,14 +165,14 @@ func (c *Client) run(ctx context.Context, ws *websocket.Conn) {
 	}
 }
 
-// setConnAfter writes the joins of the client's rooms and the watches of
-// its watched users on ws, then makes it current.
+// setConnAfter writes the head request, the joins of the client's rooms and
+// the watches of its watched users on ws, then makes it current.
 func (c *Client) setConnAfter(ctx context.Context, ws *websocket.Conn, connID string) []*request {
 	c.mu.Lock()
 	rooms := sortedKeys(c.rooms)
 	users := sortedKeys(c.watched)
 	c.mu.Unlock()
-	var frames [][]byte
+	frames := [][]byte{headFrame}
 	for _, r := range rooms {
 		b, _ := json.Marshal(map[string]string{"type": "join", "id": rejoinID + r, "room": r})
 		frames = append(frames, b)
@@ -212,6 +221,7 @@ func (c *Client) lost() {
 	c.conn, c.connID = nil, ""
 	c.ready = make(chan struct{})
 	clear(c.holdFor) // their acks will not come on this connection
+	c.lostHead()
 	for id, r := range c.pending {
 		if !r.resend {
 			r.reply <- reply{err: ErrConnectionLost}
@@ -259,6 +269,7 @@ func (c *Client) read(ctx context.Context, ws *websocket.Conn) error {
 		if err != nil {
 			return err
 		}
+		c.touch()
 		var f frame
 		if json.Unmarshal(b, &f) != nil {
 			continue
@@ -270,16 +281,8 @@ func (c *Client) read(ctx context.Context, ws *websocket.Conn) error {
 				continue
 			}
 			m.Frame = append(json.RawMessage(nil), b...)
-			if !c.admit(&m) {
-				continue
-			}
-			if err := c.deliver(ctx, m); err != nil {
+			if err := c.take(ctx, m); err != nil {
 				return err
-			}
-			if m.Room == "" && m.Seq > 0 {
-				c.mu.Lock()
-				c.advance(m.Seq)
-				c.mu.Unlock()
 			}
 		case "receipt", "expired":
 			if err := c.event(ctx, b, f.Type); err != nil {
@@ -294,6 +297,12 @@ func (c *Client) read(ctx context.Context, ws *websocket.Conn) error {
 			}
 			c.answer(f, b)
 		case "ack", "error", "history", "conversations", "pong":
+			if f.ID == headID {
+				if err := c.headAck(ctx, f); err != nil {
+					return err
+				}
+				continue
+			}
 			c.answer(f, b)
 			if err := c.release(ctx); err != nil {
 				return err
@@ -305,9 +314,6 @@ func (c *Client) read(ctx context.Context, ws *websocket.Conn) error {
 // answer hands reply frame f (raw b) to the request waiting for it.
 func (c *Client) answer(f frame, b []byte) {
 	c.mu.Lock()
-	if f.ID == headID && f.Type == "ack" {
-		c.advance(f.Seq)
-	}
 	if c.holdFor[f.ID] { // a send written again: its ack names its sender's copy
 		delete(c.holdFor, f.ID)
 		if f.Type == "ack" && f.Msg != "" {

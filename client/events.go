@@ -104,12 +104,5 @@ func (c *Client) event(ctx context.Context, b []byte, typ string) error {
 	if !c.opts.Events {
 		return nil
 	}
-	select {
-	case c.events <- e:
-		return nil
-	case <-c.closing:
-		return ErrClosed
-	case <-ctx.Done():
-		return ctx.Err()
-	}
+	return put(c, ctx, c.events, e)
 }

@@ -15,6 +15,71 @@ import "context"
 // reconnect wait for their acks, message frames are held, and the sender's
 // copies the acks name are left out when the held messages are delivered.
 // The fields below are guarded by c.mu.
+//
+// The inbox head. The first frame on every connection asks for the inbox
+// head (headFrame): a resume beyond the head is acked with the head. A head
+// below lastSeq means that the server's store was reset, or that
+// Options.Since came from elsewhere: the server goes on from its head, and
+// so must the client, or it would drop every new message as seen already.
+// The same server sends, before that ack, inbox messages at or below
+// lastSeq (only a server whose head is below lastSeq does): they are held
+// in headHold, with every inbox message after them, until the ack tells
+// where the client stands.
+
+// headAck takes the reply f to headFrame: it moves lastSeq back to the
+// server's head when the head is below it, then passes on the messages
+// held while the reply was awaited.
+func (c *Client) headAck(ctx context.Context, f frame) error {
+	c.mu.Lock()
+	held := c.headHold
+	c.headWait, c.headHold = false, nil
+	if f.Type == "ack" && c.known && f.Seq < c.lastSeq {
+		c.lastSeq = f.Seq
+		if len(held) > 0 && held[0].Seq <= c.lastSeq {
+			c.lastSeq = held[0].Seq - 1
+		}
+		clear(c.ahead)
+	}
+	c.mu.Unlock()
+	for _, m := range held {
+		if err := c.take(ctx, m); err != nil {
+			return err
+		}
+	}
+	if f.Type == "ack" {
+		c.mu.Lock()
+		c.advance(f.Seq)
+		c.mu.Unlock()
+	}
+	return c.release(ctx)
+}
+
+// lostHead forgets the head awaited on a broken connection. Messages held
+// for it prove a head below lastSeq: lastSeq moves back before the first
+// of them, so that the next connection replays them.
+func (c *Client) lostHead() {
+	if len(c.headHold) > 0 && c.headHold[0].Seq <= c.lastSeq {
+		c.lastSeq = c.headHold[0].Seq - 1
+		clear(c.ahead)
+	}
+	c.headWait, c.headHold = false, nil
+}
+
+// take delivers message m unless admit keeps it back or drops it.
+func (c *Client) take(ctx context.Context, m Message) error {
+	if !c.admit(&m) {
+		return nil
+	}
+	if err := c.deliver(ctx, m); err != nil {
+		return err
+	}
+	if m.Room == "" && m.Seq > 0 {
+		c.mu.Lock()
+		c.advance(m.Seq)
+		c.mu.Unlock()
+	}
+	return nil
+}
 
 // sawOwn counts the ack of an own durable send with inbox seq seq.
 func (c *Client) sawOwn(seq uint64) {
@@ -52,13 +117,19 @@ func (c *Client) drainAhead() {
 }
 
 // admit decides what becomes of message m: it returns true when m is to be
-// delivered now. A stored inbox message already passed on, or the sender's
-// copy of an own send already acked, is dropped; while sends written again
-// are waiting for their acks, m is held.
+// delivered now. An inbox message at or below lastSeq before the head ack,
+// and every inbox message after it, waits for that ack. A stored inbox
+// message already passed on, or the sender's copy of an own send already
+// acked, is dropped; while sends written again are waiting for their acks,
+// m is held.
 func (c *Client) admit(m *Message) bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	inbox := m.Room == "" && m.Seq > 0
+	if inbox && c.headWait && c.known && (len(c.headHold) > 0 || m.Seq <= c.lastSeq) {
+		c.headHold = append(c.headHold, *m)
+		return false
+	}
 	if inbox {
 		if c.known && m.Seq <= c.lastSeq {
 			return false // delivered before a reconnect
@@ -103,8 +174,24 @@ func (c *Client) release(ctx context.Context) error {
 
 // deliver hands m to Messages.
 func (c *Client) deliver(ctx context.Context, m Message) error {
+	return put(c, ctx, c.msgs, m)
+}
+
+// put sends v on ch, the Messages or Events channel. While it waits for
+// the application, the connection's silence is not counted (heartbeat.go).
+func put[T any](c *Client, ctx context.Context, ch chan<- T, v T) error {
 	select {
-	case c.msgs <- m:
+	case ch <- v:
+		return nil
+	default:
+	}
+	c.stalled.Store(true)
+	defer func() {
+		c.touch()
+		c.stalled.Store(false)
+	}()
+	select {
+	case ch <- v:
 		return nil
 	case <-c.closing:
 		return ErrClosed

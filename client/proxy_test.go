@@ -1,7 +1,6 @@
 package client_test
 
 import (
-	"io"
 	"net"
 	"sync"
 	"sync/atomic"
@@ -10,14 +9,17 @@ import (
 
 // A proxy forwards TCP connections to a server and can drop what the server
 // sends on its current connections (as a network that loses the replies),
-// and cut them.
+// freeze them (as a dead network: nothing goes through either way, and
+// nothing is closed), and cut them.
 type proxy struct {
 	ln     net.Listener
 	target string
 
-	mu    sync.Mutex
-	conns []net.Conn
-	mutes []*atomic.Bool // one per pair of conns
+	mu      sync.Mutex
+	conns   []net.Conn
+	mutes   []*atomic.Bool // one per pair of conns
+	freezes []*atomic.Bool // one per pair of conns
+	pairs   atomic.Int32   // connections accepted so far
 }
 
 func startProxy(t *testing.T, target string) *proxy {
@@ -49,33 +51,35 @@ func (p *proxy) accept() {
 			c.Close()
 			continue
 		}
-		mute := new(atomic.Bool)
+		mute, frozen := new(atomic.Bool), new(atomic.Bool)
 		p.mu.Lock()
 		p.conns = append(p.conns, c, s)
 		p.mutes = append(p.mutes, mute)
+		p.freezes = append(p.freezes, frozen)
 		p.mu.Unlock()
-		go func() {
-			_, _ = io.Copy(s, c)
-			s.Close()
-			c.Close()
-		}()
-		go func() {
-			buf := make([]byte, 32<<10)
-			for {
-				n, err := s.Read(buf)
-				if n > 0 && !mute.Load() {
-					if _, err := c.Write(buf[:n]); err != nil {
-						break
-					}
-				}
-				if err != nil {
-					break
-				}
-			}
-			s.Close()
-			c.Close()
-		}()
+		p.pairs.Add(1)
+		go forward(s, c, frozen, frozen)
+		go forward(c, s, mute, frozen)
 	}
+}
+
+// forward copies from src to dst, dropping what it reads while drop or
+// frozen is set, until either fails; then it closes both.
+func forward(dst, src net.Conn, drop, frozen *atomic.Bool) {
+	buf := make([]byte, 32<<10)
+	for {
+		n, err := src.Read(buf)
+		if n > 0 && !drop.Load() && !frozen.Load() {
+			if _, err := dst.Write(buf[:n]); err != nil {
+				break
+			}
+		}
+		if err != nil {
+			break
+		}
+	}
+	src.Close()
+	dst.Close()
 }
 
 // mute drops from now on what the server sends on the current connections.
@@ -88,6 +92,17 @@ func (p *proxy) mute() {
 	}
 }
 
+// freeze stops forwarding anything, either way, on the current connections,
+// without closing them: what is sent on them is lost. Later connections are
+// not frozen.
+func (p *proxy) freeze() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, f := range p.freezes {
+		f.Store(true)
+	}
+}
+
 // cut closes every connection through the proxy.
 func (p *proxy) cut() {
 	p.mu.Lock()
@@ -95,5 +110,5 @@ func (p *proxy) cut() {
 	for _, c := range p.conns {
 		c.Close()
 	}
-	p.conns, p.mutes = nil, nil
+	p.conns, p.mutes, p.freezes = nil, nil, nil
 }
