@@ -71,7 +71,9 @@
 // below LastSeq means that the server's store was wiped, or that
 // Options.Since came from another deployment: the client then follows the
 // server's head, and LastSeq moves back to it, rather than dropping every
-// new message as one it has already seen.
+// new message as one it has already seen. A head above what the client has
+// received means the server left out a message stored while it answered
+// (see inbox.go): the client asks for the messages after LastSeq again.
 package client
 
 import (
@@ -224,8 +226,8 @@ type Client struct {
 	err     error // why the client stopped, once done is closed
 
 	// Inbox bookkeeping (inbox.go).
-	headWait bool            // the current connection's head ack has not come yet
-	headHold []Message       // inbox messages at or below lastSeq received meanwhile
+	await    uint8           // awaitHead, awaitFill: the reply the connection waits for
+	headHold []Message       // inbox messages held until that reply
 	ahead    map[uint64]bool // seqs of own durable sends acked beyond lastSeq+1
 	holding  bool            // message frames are held in hold
 	hold     []Message
@@ -311,6 +313,10 @@ const headID = "head"
 // and is acked with the head (protocol.md, "since beyond the inbox head").
 // It is the first frame on every connection (see Client.headAck).
 var headFrame = []byte(`{"type":"resume","id":"` + headID + `","since":4611686018427387904}`)
+
+// fillID is the id of the resume frame that fills a gap the head ack
+// revealed (see Client.headAck).
+const fillID = "fill"
 
 // welcome is what the welcome frame says.
 type welcome struct{ user, conn string }

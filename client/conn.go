@@ -84,7 +84,7 @@ func (c *Client) setConn(ws *websocket.Conn, connID string) []*request {
 	defer c.mu.Unlock()
 	c.conn, c.connID = ws, connID
 	close(c.ready)
-	c.headWait = true // headFrame was written first on ws
+	c.await = awaitHead // headFrame was written first on ws
 	c.touch()
 	var again []*request
 	for id, r := range c.pending {
@@ -297,8 +297,8 @@ func (c *Client) read(ctx context.Context, ws *websocket.Conn) error {
 			}
 			c.answer(f, b)
 		case "ack", "error", "history", "conversations", "pong":
-			if f.ID == headID {
-				if err := c.headAck(ctx, f); err != nil {
+			if f.ID == headID || f.ID == fillID {
+				if err := c.headAck(ctx, ws, f); err != nil {
 					return err
 				}
 				continue

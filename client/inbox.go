@@ -1,6 +1,12 @@
 package client
 
-import "context"
+import (
+	"context"
+	"slices"
+	"strconv"
+
+	"github.com/coder/websocket"
+)
 
 // Inbox bookkeeping: the client's place in its user's inbox (lastSeq), and
 // the sender's copies of its own durable sends.
@@ -25,15 +31,42 @@ import "context"
 // lastSeq (only a server whose head is below lastSeq does): they are held
 // in headHold, with every inbox message after them, until the ack tells
 // where the client stands.
+//
+// A head above lastSeq is a gap: the server says it passed on messages
+// that never came. A server can swallow a message stored while it answers
+// the head request (it takes the head as including a message whose live
+// delivery comes only after the answer, which its seq gate then drops as
+// seen). The client then asks for the messages after lastSeq again with a
+// resume (fillID), and holds every inbox message until its ack, so that
+// the replayed ones and the live ones that overtook them are passed on in
+// seq order, each once.
 
-// headAck takes the reply f to headFrame: it moves lastSeq back to the
-// server's head when the head is below it, then passes on the messages
-// held while the reply was awaited.
-func (c *Client) headAck(ctx context.Context, f frame) error {
+// The replies a connection waits for.
+const (
+	awaitNone uint8 = iota
+	awaitHead       // the ack of headFrame
+	awaitFill       // the ack of the resume that fills a gap
+)
+
+// headAck takes the reply f to headFrame or to the fill resume, on ws: it
+// moves lastSeq back to the server's head when the head is below it, then
+// passes on the messages held while the reply was awaited, and asks for a
+// gap the head ack reveals.
+func (c *Client) headAck(ctx context.Context, ws *websocket.Conn, f frame) error {
 	c.mu.Lock()
-	held := c.headHold
-	c.headWait, c.headHold = false, nil
-	if f.Type == "ack" && c.known && f.Seq < c.lastSeq {
+	held, fill := c.headHold, c.await == awaitFill
+	c.await, c.headHold = awaitNone, nil
+	if fill {
+		slices.SortStableFunc(held, func(a, b Message) int {
+			switch {
+			case a.Seq < b.Seq:
+				return -1
+			case a.Seq > b.Seq:
+				return 1
+			}
+			return 0
+		})
+	} else if f.Type == "ack" && c.known && f.Seq < c.lastSeq {
 		c.lastSeq = f.Seq
 		if len(held) > 0 && held[0].Seq <= c.lastSeq {
 			c.lastSeq = held[0].Seq - 1
@@ -48,6 +81,19 @@ func (c *Client) headAck(ctx context.Context, f frame) error {
 	}
 	if f.Type == "ack" {
 		c.mu.Lock()
+		if !fill && f.ID == headID && c.known && f.Seq > c.lastSeq {
+			since := c.lastSeq
+			c.await = awaitFill
+			c.mu.Unlock()
+			b := []byte(`{"type":"resume","id":"` + fillID + `","since":` + strconv.FormatUint(since, 10) + `}`)
+			wctx, cancel := context.WithTimeout(ctx, writeTimeout)
+			err := ws.Write(wctx, websocket.MessageText, b)
+			cancel()
+			if err != nil {
+				return err
+			}
+			return c.release(ctx)
+		}
 		c.advance(f.Seq)
 		c.mu.Unlock()
 	}
@@ -58,11 +104,11 @@ func (c *Client) headAck(ctx context.Context, f frame) error {
 // for it prove a head below lastSeq: lastSeq moves back before the first
 // of them, so that the next connection replays them.
 func (c *Client) lostHead() {
-	if len(c.headHold) > 0 && c.headHold[0].Seq <= c.lastSeq {
+	if c.await == awaitHead && len(c.headHold) > 0 && c.headHold[0].Seq <= c.lastSeq {
 		c.lastSeq = c.headHold[0].Seq - 1
 		clear(c.ahead)
 	}
-	c.headWait, c.headHold = false, nil
+	c.await, c.headHold = awaitNone, nil
 }
 
 // take delivers message m unless admit keeps it back or drops it.
@@ -118,7 +164,8 @@ func (c *Client) drainAhead() {
 
 // admit decides what becomes of message m: it returns true when m is to be
 // delivered now. An inbox message at or below lastSeq before the head ack,
-// and every inbox message after it, waits for that ack. A stored inbox
+// and every inbox message after it, waits for that ack; during a fill,
+// every inbox message waits for the fill's ack. A stored inbox
 // message already passed on, or the sender's copy of an own send already
 // acked, is dropped; while sends written again are waiting for their acks,
 // m is held.
@@ -126,7 +173,7 @@ func (c *Client) admit(m *Message) bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	inbox := m.Room == "" && m.Seq > 0
-	if inbox && c.headWait && c.known && (len(c.headHold) > 0 || m.Seq <= c.lastSeq) {
+	if inbox && (c.await == awaitFill || c.await == awaitHead && c.known && (len(c.headHold) > 0 || m.Seq <= c.lastSeq)) {
 		c.headHold = append(c.headHold, *m)
 		return false
 	}

@@ -6,12 +6,14 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/coder/websocket"
 
+	"github.com/courier-im/courier"
 	"github.com/courier-im/courier/client"
 	"github.com/courier-im/courier/internal/testnode"
 )
@@ -203,6 +205,56 @@ func TestResetStoreMessagesBeforeHead(t *testing.T) {
 	}
 }
 
+// A head ack above LastSeq says the server passed on messages that never
+// came (a server can swallow a message stored while it answers the head
+// request): the client asks for them again and delivers them, and the
+// live ones that overtook them, in seq order, once.
+func TestHeadGapFilled(t *testing.T) {
+	fills := make(chan string, 4)
+	url := fakeServer(t, func(ctx context.Context, ws *websocket.Conn, since string) {
+		write(ctx, ws, `{"type":"welcome","user":"bob","conn":"c1"}`)
+		id, ok := awaitHead(ctx, ws)
+		if !ok {
+			return
+		}
+		write(ctx, ws, `{"type":"ack","id":"`+id+`","seq":7}`) // 6 and 7 never came
+		write(ctx, ws, inboxMsg(8, "8"))                       // live, before the fill is read
+		for {
+			_, b, err := ws.Read(ctx)
+			if err != nil {
+				return
+			}
+			var f struct {
+				Type, ID string
+				Since    uint64
+			}
+			if json.Unmarshal(b, &f) == nil && f.Type == "resume" && f.Since < 1<<40 {
+				fills <- fmt.Sprint(f.Since)
+				for s := f.Since + 1; s <= 8; s++ {
+					write(ctx, ws, inboxMsg(int(s), fmt.Sprint(s)))
+				}
+				write(ctx, ws, `{"type":"ack","id":"`+f.ID+`","seq":8}`)
+				write(ctx, ws, inboxMsg(9, "9"))
+				drain(ctx, ws)
+				return
+			}
+		}
+	})
+	bob := dial(t, url, "bob", func(o *client.Options) { o.Since = 5 })
+	for s := 6; s <= 9; s++ {
+		if m := next(t, bob); m.Seq != uint64(s) || text(t, m) != fmt.Sprint(s) {
+			t.Fatalf("want %d, got %s", s, m.Frame)
+		}
+	}
+	quiet(t, bob, 100*time.Millisecond)
+	if got := <-fills; got != "5" {
+		t.Fatalf("fill since=%s, want 5", got)
+	}
+	if bob.LastSeq() != 9 {
+		t.Fatalf("last seq %d", bob.LastSeq())
+	}
+}
+
 // A connection that stops carrying anything, without closing, is noticed
 // by the heartbeat: the client reconnects and receives the message sent
 // meanwhile, once.
@@ -301,4 +353,66 @@ func TestHeartbeatNoSpuriousReconnect(t *testing.T) {
 	if got := p.pairs.Load(); got != 1 {
 		t.Fatalf("%d connections through the proxy, want 1", got)
 	}
+}
+
+// Reconnections while messages keep coming: every message arrives once, in
+// seq order. (Each connection asks for the inbox head while messages are
+// being stored: a gap the server leaves there is filled.)
+func TestNoLossAcrossReconnectsUnderTraffic(t *testing.T) {
+	n := testnode.Start(t, "", secret, apiKey)
+	p := startProxy(t, n.URL[len("http://"):])
+	bob := dial(t, p.URL(), "bob")
+	stop := make(chan struct{})
+	sent := make(chan uint64, 1)
+	go func() { // the sender: about one message a millisecond until stop
+		var k uint64
+		defer func() { sent <- k }()
+		for {
+			select {
+			case <-stop:
+				return
+			case <-time.After(time.Millisecond):
+			}
+			out := courier.Outgoing{From: "system", Label: true, To: "bob", Event: "x", Data: []byte(`{"text":"x"}`)}
+			if _, err := n.Hub.Send(context.Background(), out); err == nil {
+				k++
+			}
+		}
+	}()
+	cuts := make(chan struct{})
+	go func() { // the network: 30 cuts, 50 ms apart
+		defer close(cuts)
+		for i := 0; i < 30; i++ {
+			select {
+			case <-time.After(50 * time.Millisecond):
+				p.cut()
+			case <-stop:
+				return
+			}
+		}
+	}()
+	var once sync.Once
+	halt := func() { once.Do(func() { close(stop) }) }
+	t.Cleanup(func() { halt(); <-cuts })
+	var last, total uint64
+	recv := func(m client.Message) {
+		if m.Seq != last+1 {
+			t.Fatalf("seq %d after %d", m.Seq, last)
+		}
+		last = m.Seq
+	}
+	for stopped := false; !stopped; {
+		select {
+		case m := <-bob.Messages():
+			recv(m)
+		case <-cuts:
+			halt()
+			total, stopped = <-sent, true
+		}
+	}
+	for last < total {
+		recv(next(t, bob))
+	}
+	quiet(t, bob, 100*time.Millisecond)
+	t.Logf("%d messages, %d connections", total, p.pairs.Load())
 }
