@@ -36,7 +36,7 @@ func benchHub(b *testing.B) (*courier.Hub, []*sink) {
 	sinks := make([]*sink, 1000)
 	for i := range sinks {
 		sinks[i] = &sink{}
-		hub.Attach(hub.NewConn(courier.Identity{User: fmt.Sprintf("u%d", i)}, sinks[i]), nil)
+		hub.Attach(hub.NewConn(courier.Identity{User: fmt.Sprintf("u%d", i)}, sinks[i]), nil, nil)
 	}
 	return hub, sinks
 }
@@ -100,7 +100,7 @@ func BenchmarkClusterVolatileSend(b *testing.B) {
 	sinks := make([]*sink, 1000)
 	for i := range sinks {
 		sinks[i] = &sink{}
-		hubs[1].Attach(hubs[1].NewConn(courier.Identity{User: fmt.Sprintf("u%d", i)}, sinks[i]), nil)
+		hubs[1].Attach(hubs[1].NewConn(courier.Identity{User: fmt.Sprintf("u%d", i)}, sinks[i]), nil, nil)
 	}
 	data := []byte(`"0123456789012345678901234567890123456789012345678901234567890123"`)
 	done := func(courier.Receipt, error) {}

@@ -112,7 +112,7 @@ func newCluster(t *testing.T, n int) *testCluster {
 func (tc *testCluster) connect(node int, user string) (*courier.Conn, *inbox) {
 	b := &inbox{}
 	c := tc.hubs[node].NewConn(courier.Identity{User: user}, b)
-	tc.hubs[node].Attach(c, nil)
+	tc.hubs[node].Attach(c, nil, nil)
 	return c, b
 }
 
@@ -492,5 +492,40 @@ func TestClusterSenderGetsAckNotCopy(t *testing.T) {
 		if len(msgs) != n {
 			t.Fatalf("%s got %d messages, want %d", x.user, len(msgs), n)
 		}
+	}
+}
+
+// A message stored once Attach has called back (when the transport greets
+// the client) reaches the connection live, on one node and across nodes,
+// however soon after it is sent.
+func TestSentOnceAttachedArrives(t *testing.T) {
+	for _, nodes := range []int{1, 2} {
+		t.Run(fmt.Sprint(nodes, " nodes"), func(t *testing.T) {
+			var hubs []*courier.Hub
+			if nodes == 1 {
+				hub, _ := newHub(t)
+				hubs = []*courier.Hub{hub}
+			} else {
+				hubs = newCluster(t, nodes).hubs
+			}
+			from, to := hubs[0], hubs[len(hubs)-1]
+			if _, err := from.Send(context.Background(), courier.Outgoing{From: "alice", To: "bob"}); err != nil {
+				t.Fatal(err) // seq 1: before the connection, not for it
+			}
+			for i := range 20 {
+				b := &inbox{}
+				c := to.NewConn(courier.Identity{User: "bob"}, b)
+				to.Attach(c, nil, func() {
+					if _, err := from.Send(context.Background(), courier.Outgoing{From: "alice", To: "bob", Data: []byte(fmt.Sprint(i))}); err != nil {
+						t.Error(err)
+					}
+				})
+				if m := b.wait(t, 1)[0]; m.Seq != uint64(i+2) || string(m.Data) != fmt.Sprint(i) {
+					t.Fatalf("connection %d got %+v", i, m)
+				}
+				c.Close(1000, "")
+				to.Detach(c)
+			}
+		})
 	}
 }

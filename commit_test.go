@@ -80,7 +80,7 @@ func TestStoreFailureIsNoAck(t *testing.T) {
 	}
 	defer hub.Close()
 	rec := &recorder{}
-	hub.Attach(hub.NewConn(courier.Identity{User: "bob"}, rec), nil)
+	hub.Attach(hub.NewConn(courier.Identity{User: "bob"}, rec), nil, nil)
 	_ = inner.Close() // the store goes away under the hub
 	if _, err := hub.Send(context.Background(), courier.Outgoing{From: "alice", To: "bob"}); err == nil {
 		t.Fatal("send succeeded on a closed store")

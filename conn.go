@@ -29,7 +29,7 @@ type Conn struct {
 
 	mu        sync.Mutex
 	seq       uint64 // last inbox seq passed on (delivered or acknowledged)
-	synced    bool   // seq is meaningful: set by a resume, at attach on a cluster, or by the first durable delivery
+	synced    bool   // seq is meaningful: set at attach, by a resume, or (the head unread) by the first durable delivery
 	replaying bool
 	held      []heldItem
 	sendMu    sync.Mutex                      // guards sending; taken under mu, or alone
@@ -129,9 +129,8 @@ func (c *Conn) Resume(since uint64, done func(latest uint64, err error)) {
 }
 
 // startAt begins live delivery after seq head, read when the connection
-// attached to a cluster node; what was held meanwhile follows in order. With
-// ok false (the head could not be read) the connection syncs on the first
-// message it gets, as on a single node.
+// attached; what was held meanwhile follows in order. With ok false (the
+// head could not be read) the connection syncs on the first message it gets.
 func (c *Conn) startAt(head uint64, ok bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -180,12 +179,20 @@ func (c *Conn) startReplay(r *resumeRequest) {
 func (c *Conn) replay() {
 	defer c.hub.wg.Done()
 	var req *resumeRequest
-	c.mu.Lock()
-	if len(c.resumes) > 0 {
+	// before is where the connection stood when req was taken, known when
+	// it was synced: a resume beyond the head falls back to it (see below).
+	var before uint64
+	var beforeOK bool
+	take := func() {
 		r := c.resumes[0]
 		c.resumes = c.resumes[1:]
 		req = &r
+		before, beforeOK = c.seq, c.synced
 		c.seq, c.synced = r.since, true
+	}
+	c.mu.Lock()
+	if len(c.resumes) > 0 {
+		take()
 	}
 	c.mu.Unlock()
 	for {
@@ -211,9 +218,21 @@ func (c *Conn) replay() {
 		}
 		if latest < c.seq {
 			// The client claimed more than the inbox holds (a reset store,
-			// or a client bug): fall back to the head as it stood when the
-			// resume began — before anything held back since — so that new
-			// messages are not mistaken for duplicates.
+			// a client asking for the head, or a client bug). The head just
+			// read may count a message committed but not yet routed, so
+			// the connection goes back to what it had passed before the
+			// resume and reads the rest from the store: the ack then names
+			// only what this connection was given, and the late live copy
+			// is dropped as a duplicate instead of being swallowed.
+			if beforeOK && before <= latest {
+				c.seq, beforeOK = before, false
+				c.mu.Unlock()
+				continue
+			}
+			// Nothing passed yet (a since beyond the head at connect): fall
+			// back to the head as it stood when the resume began — before
+			// anything held back since — so that new messages are not
+			// mistaken for duplicates.
 			c.seq = latest
 			for _, it := range c.held {
 				if it.seq() <= c.seq {
@@ -233,10 +252,7 @@ func (c *Conn) replay() {
 				c.mu.Unlock()
 				return
 			}
-			r := c.resumes[0]
-			c.resumes = c.resumes[1:]
-			req = &r
-			c.seq = r.since
+			take()
 		}
 		c.mu.Unlock()
 	}

@@ -102,7 +102,7 @@ func TestGapIsFilledFromTheStore(t *testing.T) {
 	hub, store := newHub(t)
 	ctx := context.Background()
 	rec := &recorder{}
-	hub.Attach(hub.NewConn(courier.Identity{User: "bob"}, rec), nil)
+	hub.Attach(hub.NewConn(courier.Identity{User: "bob"}, rec), nil, nil)
 
 	if _, err := hub.Send(ctx, courier.Outgoing{From: "alice", To: "bob"}); err != nil {
 		t.Fatal(err)
@@ -125,7 +125,7 @@ func TestLiveDuringReplayIsHeld(t *testing.T) {
 	appendDirect(t, store, "bob", 600) // more than one replay page
 	rec := &recorder{}
 	c := hub.NewConn(courier.Identity{User: "bob"}, rec)
-	hub.Attach(c, nil)
+	hub.Attach(c, nil, nil)
 	done := make(chan uint64, 1)
 	c.Resume(0, func(latest uint64, err error) {
 		if err != nil {
@@ -161,8 +161,8 @@ func TestSenderCopies(t *testing.T) {
 	hub, _ := newHub(t)
 	a1, a2 := &recorder{}, &recorder{}
 	c1 := hub.NewConn(courier.Identity{User: "alice"}, a1)
-	hub.Attach(c1, nil)
-	hub.Attach(hub.NewConn(courier.Identity{User: "alice"}, a2), nil)
+	hub.Attach(c1, nil, nil)
+	hub.Attach(hub.NewConn(courier.Identity{User: "alice"}, a2), nil, nil)
 	acks := make(chan courier.Receipt, 1)
 	hub.Post(courier.Outgoing{From: "alice", To: "bob", Origin: c1}, func(r courier.Receipt, err error) {
 		if err != nil {
@@ -193,7 +193,7 @@ func TestResumePastHeadWithLiveTraffic(t *testing.T) {
 	rec := &recorder{}
 	c := hub.NewConn(courier.Identity{User: "bob"}, rec)
 	since := uint64(1000)
-	hub.Attach(c, &since)
+	hub.Attach(c, &since, nil)
 	for i := 0; i < 20; i++ {
 		if _, err := hub.Send(context.Background(), courier.Outgoing{From: "alice", To: "bob"}); err != nil {
 			t.Fatal(err)
@@ -221,7 +221,7 @@ func TestAttachWithSinceUnderLoad(t *testing.T) {
 		rec := &recorder{}
 		c := hub.NewConn(courier.Identity{User: "bob"}, rec)
 		since := uint64(0)
-		hub.Attach(c, &since)
+		hub.Attach(c, &since, nil)
 		time.Sleep(3 * time.Millisecond)
 		c.Close(1000, "")
 		hub.Detach(c)
@@ -234,4 +234,88 @@ func TestAttachWithSinceUnderLoad(t *testing.T) {
 	}
 	cancel()
 	<-sent
+}
+
+// stallingStore holds Append back after the batch is committed, while the
+// test looks: the window in which a message is stored but not yet routed.
+type stallingStore struct {
+	courier.Store
+	committed chan struct{}
+	release   chan struct{}
+}
+
+func (s *stallingStore) Append(ctx context.Context, batch []*courier.Envelope) error {
+	err := s.Store.Append(ctx, batch)
+	if s.committed != nil {
+		close(s.committed)
+		<-s.release
+		s.committed = nil
+	}
+	return err
+}
+
+// A resume beyond the head (as clients send to learn the head) while a
+// message is committed but not yet routed must neither swallow that message
+// nor ack a seq the connection was not given.
+func TestResumePastHeadWhileMessageInFlight(t *testing.T) {
+	// warm: the connection was given a message before; cold: nothing yet,
+	// so only the head read at attach says where it stands.
+	for _, warm := range []bool{true, false} {
+		t.Run(fmt.Sprint("warm=", warm), func(t *testing.T) { resumePastHeadInFlight(t, warm) })
+	}
+}
+
+func resumePastHeadInFlight(t *testing.T, warm bool) {
+	store, err := sqlite.Open(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	stall := &stallingStore{Store: store}
+	hub, err := courier.NewHub(courier.Config{Store: stall})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_ = hub.Close()
+		_ = store.Close()
+	})
+	ctx := context.Background()
+	rec := &recorder{}
+	c := hub.NewConn(courier.Identity{User: "bob"}, rec)
+	hub.Attach(c, nil, nil)
+	var n uint64
+	if warm {
+		if _, err := hub.Send(ctx, courier.Outgoing{From: "alice", To: "bob"}); err != nil {
+			t.Fatal(err)
+		}
+		n = 1
+		checkRun(t, waitSeqs(t, rec, 1), 1, 1)
+	}
+
+	stall.committed, stall.release = make(chan struct{}), make(chan struct{})
+	sent := make(chan error, 1)
+	go func() {
+		_, err := hub.Send(ctx, courier.Outgoing{From: "alice", To: "bob"})
+		sent <- err
+	}()
+	<-stall.committed // seq n+1 is stored; its live delivery waits
+	n++
+	acked := make(chan uint64, 1)
+	c.Resume(1<<62, func(latest uint64, err error) {
+		if err != nil {
+			t.Error(err)
+		}
+		acked <- latest
+	})
+	latest := <-acked
+	close(stall.release)
+	if err := <-sent; err != nil {
+		t.Fatal(err)
+	}
+	checkRun(t, waitSeqs(t, rec, int(n)), 1, n)
+	if latest != n {
+		t.Fatalf("head ack %d, want %d (what the connection was given)", latest, n)
+	}
+	time.Sleep(50 * time.Millisecond)
+	checkRun(t, rec.got(), 1, n)
 }

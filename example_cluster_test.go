@@ -50,7 +50,7 @@ func ExampleConfig_broker() {
 
 	// bob's device is on the second hub; alice's API call reaches the first.
 	bob := make(chanLink, 1)
-	hubs[1].Attach(hubs[1].NewConn(courier.Identity{User: "bob"}, bob), nil)
+	hubs[1].Attach(hubs[1].NewConn(courier.Identity{User: "bob"}, bob), nil, nil)
 	r, err := hubs[0].Send(context.Background(), courier.Outgoing{From: "alice", To: "bob", Data: []byte(`"hi"`)})
 	if err != nil {
 		log.Fatal(err)

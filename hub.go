@@ -147,21 +147,26 @@ func (h *Hub) NewConn(identity Identity, link Link) *Conn {
 // Attach starts delivery to c. With since, the connection first replays its
 // user's inbox after that seq; live messages that arrive meanwhile are held
 // and follow the replay, with no gap and no duplicate.
-func (h *Hub) Attach(c *Conn, since *uint64) {
-	// On a cluster, messages for the user may arrive from several nodes out
-	// of seq order, so the connection starts at a known seq: since, or the
-	// inbox head read once the node is subscribed to the user.
-	hold := since != nil || h.cl != nil
-	if hold {
-		// Holding live messages before the connection is reachable, so
-		// that none can overtake the replay.
-		c.mu.Lock()
-		if since != nil {
-			c.resumes = append(c.resumes, resumeRequest{since: *since, done: func(uint64, error) {}})
-		}
-		c.replaying = true
-		c.mu.Unlock()
+//
+// attached, when not nil, is called once c is reachable (on a cluster, its
+// node subscribed to the user) and its starting seq is settled, before
+// anything is delivered to it. A transport greets the client there: a client
+// that has its greeting then gets every message stored after it.
+func (h *Hub) Attach(c *Conn, since *uint64, attached func()) {
+	// The connection starts at a known seq: since, or the inbox head read
+	// once the connection (and on a cluster the node) is reachable. On a
+	// cluster, messages for the user may arrive from several nodes out of
+	// seq order; on any node, a later resume beyond the head falls back to
+	// where the connection stood, which must be known (Conn.replay).
+	//
+	// Live messages are held before the connection is reachable, so that
+	// none can overtake the replay or the head.
+	c.mu.Lock()
+	if since != nil {
+		c.resumes = append(c.resumes, resumeRequest{since: *since, done: func(uint64, error) {}})
 	}
+	c.replaying = true
+	c.mu.Unlock()
 	var sub *interest
 	h.mu.Lock()
 	h.conns[c.id] = c
@@ -178,17 +183,22 @@ func (h *Hub) Attach(c *Conn, since *uint64) {
 	if sub != nil {
 		h.cl.topics.subscribe(userTopic(c.identity.User), sub)
 	}
-	switch {
-	case since != nil:
+	if since != nil {
+		if attached != nil {
+			attached()
+		}
 		h.wg.Add(1)
 		go c.replay()
-	case hold:
-		head, err := h.store.LatestSeq(c.ctx, c.identity.User)
-		if err != nil {
-			h.log.Warn("read inbox head", append(c.LogAttrs(), "err", err)...)
-		}
-		c.startAt(head, err == nil)
+		return
 	}
+	head, err := h.store.LatestSeq(c.ctx, c.identity.User)
+	if err != nil {
+		h.log.Warn("read inbox head", append(c.LogAttrs(), "err", err)...)
+	}
+	if attached != nil {
+		attached() // still replaying: what arrived meanwhile is held
+	}
+	c.startAt(head, err == nil)
 }
 
 // Detach removes a closed connection from every user and room; the

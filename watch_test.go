@@ -104,7 +104,7 @@ func TestWatchLimit(t *testing.T) {
 	ctx := context.Background()
 	b := &inbox{}
 	c := hub.NewConn(courier.Identity{User: "w"}, b)
-	hub.Attach(c, nil)
+	hub.Attach(c, nil, nil)
 	if _, err := hub.Watch(ctx, c, []string{"a", "b"}); err != nil {
 		t.Fatal(err)
 	}

@@ -72,8 +72,10 @@
 // Options.Since came from another deployment: the client then follows the
 // server's head, and LastSeq moves back to it, rather than dropping every
 // new message as one it has already seen. A head above what the client has
-// received means the server left out a message stored while it answered
-// (see inbox.go): the client asks for the messages after LastSeq again.
+// received cannot come from this version of the server, which acks only
+// what it gave the connection; an older one could count a message stored
+// while it answered and never send it. The client then asks for the
+// messages after LastSeq again.
 package client
 
 import (

@@ -96,8 +96,11 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 	l := &link{srv: s, ws: ws, raw: raw, flusher: s.flushers[s.nextFl.Add(1)%uint32(len(s.flushers))], deflate: s.cfg.Compression && offersDeflate(r), msgpack: ws.Subprotocol() == protocol.SubprotocolMsgpack}
 	l.conn = s.hub.NewConn(id, l)
 	ws.SetSession(l)
-	l.reply(func(b []byte) []byte { return protocol.AppendWelcome(b, id.User, l.conn.ID()) })
-	s.hub.Attach(l.conn, since)
+	// The welcome goes out once the connection is attached: a client that
+	// has it gets every message stored after it.
+	s.hub.Attach(l.conn, since, func() {
+		l.reply(func(b []byte) []byte { return protocol.AppendWelcome(b, id.User, l.conn.ID()) })
+	})
 }
 
 // offersDeflate reports whether the client offered permessage-deflate, which
