@@ -119,3 +119,26 @@ func BenchmarkClusterVolatileSend(b *testing.B) {
 		runtime.Gosched()
 	}
 }
+
+// BenchmarkAttach is what the hub keeps for an idle connection: one
+// attached connection per op, each of its own user, and the heap they hold
+// once attached (heap-B/conn; the transport's share is in the idle scenario
+// of courier-bench).
+func BenchmarkAttach(b *testing.B) {
+	hub, _ := benchHub(b)
+	conns := make([]*courier.Conn, 0, b.N)
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	b.ResetTimer()
+	for i := range b.N {
+		c := hub.NewConn(courier.Identity{User: fmt.Sprintf("idle%d", i)}, &sink{})
+		hub.Attach(c, nil, nil)
+		conns = append(conns, c)
+	}
+	b.StopTimer()
+	runtime.GC()
+	runtime.ReadMemStats(&after)
+	b.ReportMetric(float64(after.HeapAlloc-before.HeapAlloc)/float64(b.N), "heap-B/conn")
+	runtime.KeepAlive(conns)
+}
