@@ -123,22 +123,34 @@ func BenchmarkClusterVolatileSend(b *testing.B) {
 // BenchmarkAttach is what the hub keeps for an idle connection: one
 // attached connection per op, each of its own user, and the heap they hold
 // once attached (heap-B/conn; the transport's share is in the idle scenario
-// of courier-bench).
+// of courier-bench). "resumed" connections have also replayed their inbox,
+// as clients that reconnect do.
 func BenchmarkAttach(b *testing.B) {
-	hub, _ := benchHub(b)
-	conns := make([]*courier.Conn, 0, b.N)
-	var before, after runtime.MemStats
-	runtime.GC()
-	runtime.ReadMemStats(&before)
-	b.ResetTimer()
-	for i := range b.N {
-		c := hub.NewConn(courier.Identity{User: fmt.Sprintf("idle%d", i)}, &sink{})
-		hub.Attach(c, nil, nil)
-		conns = append(conns, c)
+	for _, resume := range []bool{false, true} {
+		b.Run(map[bool]string{false: "fresh", true: "resumed"}[resume], func(b *testing.B) {
+			hub, _ := benchHub(b)
+			conns := make([]*courier.Conn, 0, b.N)
+			var before, after runtime.MemStats
+			runtime.GC()
+			runtime.ReadMemStats(&before)
+			b.ResetTimer()
+			for i := range b.N {
+				c := hub.NewConn(courier.Identity{User: fmt.Sprintf("idle%d", i)}, &sink{})
+				hub.Attach(c, nil, nil)
+				if resume {
+					done := make(chan error, 1)
+					c.Resume(0, func(_ uint64, err error) { done <- err })
+					if err := <-done; err != nil {
+						b.Fatal(err)
+					}
+				}
+				conns = append(conns, c)
+			}
+			b.StopTimer()
+			runtime.GC()
+			runtime.ReadMemStats(&after)
+			b.ReportMetric(float64(after.HeapAlloc-before.HeapAlloc)/float64(b.N), "heap-B/conn")
+			runtime.KeepAlive(conns)
+		})
 	}
-	b.StopTimer()
-	runtime.GC()
-	runtime.ReadMemStats(&after)
-	b.ReportMetric(float64(after.HeapAlloc-before.HeapAlloc)/float64(b.N), "heap-B/conn")
-	runtime.KeepAlive(conns)
 }

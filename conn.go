@@ -39,8 +39,11 @@ type Conn struct {
 	rooms     map[string]struct{} // guarded by hub.mu, not mu
 	watching  map[string]struct{} // users watched; guarded by hub.watch.mu
 
-	ctx    context.Context
-	cancel context.CancelFunc
+	// stopReplay cancels the running replay's store reads (guarded by mu).
+	// A context per replay, not per connection: a query under a context
+	// leaves a map of child contexts in it, about 360 bytes that an idle
+	// connection would keep for good.
+	stopReplay context.CancelFunc
 }
 
 type heldItem struct {
@@ -178,6 +181,19 @@ func (c *Conn) startReplay(r *resumeRequest) {
 // requests and gaps until it has caught up with live delivery.
 func (c *Conn) replay() {
 	defer c.hub.wg.Done()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	c.mu.Lock()
+	if c.closed {
+		cancel()
+	}
+	c.stopReplay = cancel
+	c.mu.Unlock()
+	defer func() {
+		c.mu.Lock()
+		c.stopReplay = nil
+		c.mu.Unlock()
+	}()
 	var req *resumeRequest
 	// before is where the connection stood when req was taken, known when
 	// it was synced: a resume beyond the head falls back to it (see below).
@@ -185,7 +201,11 @@ func (c *Conn) replay() {
 	var beforeOK bool
 	take := func() {
 		r := c.resumes[0]
+		c.resumes[0] = resumeRequest{} // the array outlives the request
 		c.resumes = c.resumes[1:]
+		if len(c.resumes) == 0 {
+			c.resumes = nil
+		}
 		req = &r
 		before, beforeOK = c.seq, c.synced
 		c.seq, c.synced = r.since, true
@@ -196,7 +216,7 @@ func (c *Conn) replay() {
 	}
 	c.mu.Unlock()
 	for {
-		latest, err := c.catchUp()
+		latest, err := c.catchUp(ctx)
 		c.mu.Lock()
 		if err != nil {
 			c.replaying = false
@@ -306,22 +326,22 @@ func (c *Conn) drainHeld() bool {
 // catchUp reads the inbox after the current seq until it is exhausted,
 // delivering each message, paced by the link. It returns the latest seq read
 // (or the seq it started from when there was nothing).
-func (c *Conn) catchUp() (uint64, error) {
+func (c *Conn) catchUp(ctx context.Context) (uint64, error) {
 	c.mu.Lock()
 	after := c.seq
 	c.mu.Unlock()
-	after, err := c.skipExpired(after)
+	after, err := c.skipExpired(ctx, after)
 	if err != nil {
 		return 0, err
 	}
 	latest := after
 	for {
-		msgs, err := c.hub.store.Inbox(c.ctx, c.identity.User, after, replayPage)
+		msgs, err := c.hub.store.Inbox(ctx, c.identity.User, after, replayPage)
 		if err != nil {
 			return 0, err
 		}
 		for i := range msgs {
-			if err := c.link.Drained(c.ctx); err != nil {
+			if err := c.link.Drained(ctx); err != nil {
 				return 0, err
 			}
 			c.mu.Lock()
@@ -351,7 +371,7 @@ func (c *Conn) catchUp() (uint64, error) {
 			if len(msgs) == 0 && after > 0 {
 				// Nothing after `after`: learn the real head, for a
 				// client that claimed more than exists.
-				head, err := c.hub.store.LatestSeq(c.ctx, c.identity.User)
+				head, err := c.hub.store.LatestSeq(ctx, c.identity.User)
 				if err != nil {
 					return 0, err
 				}
@@ -377,11 +397,23 @@ func (c *Conn) markClosed() {
 	c.mu.Lock()
 	c.closed = true
 	c.held = nil
+	if c.stopReplay != nil {
+		c.stopReplay()
+	}
 	c.mu.Unlock()
-	c.cancel()
 }
 
 // LogAttrs returns the connection's id and user as log attributes.
 func (c *Conn) LogAttrs() []any {
 	return []any{slog.String("conn", c.id), slog.String("user", c.identity.User)}
+}
+
+// cancelReplay stops the store reads of a running replay, as the hub
+// closes.
+func (c *Conn) cancelReplay() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.stopReplay != nil {
+		c.stopReplay()
+	}
 }

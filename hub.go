@@ -140,8 +140,7 @@ func NewHub(cfg Config) (*Hub, error) {
 // NewConn returns a connection of identity over link, with its id, not yet
 // attached: the transport can greet the client before anything is delivered.
 func (h *Hub) NewConn(identity Identity, link Link) *Conn {
-	ctx, cancel := context.WithCancel(context.Background())
-	return &Conn{id: h.node + randomID(), identity: identity, hub: h, link: link, ctx: ctx, cancel: cancel}
+	return &Conn{id: h.node + randomID(), identity: identity, hub: h, link: link}
 }
 
 // headTimeout bounds the inbox head read at attach; past it the connection
@@ -195,8 +194,6 @@ func (h *Hub) Attach(c *Conn, since *uint64, attached func()) {
 		go c.replay()
 		return
 	}
-	// Not c.ctx: a query under it leaves a map of child contexts behind in
-	// c.ctx, about 1 KiB for every idle connection (the idle benchmark).
 	ctx, cancel := context.WithTimeout(context.Background(), headTimeout)
 	head, err := h.store.LatestSeq(ctx, c.identity.User)
 	cancel()
@@ -391,7 +388,7 @@ func (h *Hub) Close() error {
 	h.commitWG.Wait()
 	h.mu.RLock()
 	for _, c := range h.conns {
-		c.cancel()
+		c.cancelReplay()
 	}
 	h.mu.RUnlock()
 	h.wg.Wait()

@@ -37,11 +37,11 @@ func (h *Hub) expire() {
 
 // skipExpired moves a replay starting after seq past what retention deleted,
 // and tells the connection which seqs are gone. c.mu is not held.
-func (c *Conn) skipExpired(after uint64) (uint64, error) {
+func (c *Conn) skipExpired(ctx context.Context, after uint64) (uint64, error) {
 	if c.hub.retention <= 0 {
 		return after, nil
 	}
-	horizon, err := c.hub.store.Horizon(c.ctx, c.identity.User)
+	horizon, err := c.hub.store.Horizon(ctx, c.identity.User)
 	if err != nil {
 		return 0, err
 	}
