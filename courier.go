@@ -71,6 +71,35 @@ type Message struct {
 	Data  json.RawMessage // application payload; JSON null when not given
 	Time  time.Time       // when the hub accepted it, UTC, millisecond precision
 	Seq   uint64          // inbox or room seq; 0 for a volatile message
+	// Status is, in a conversation's history and in its last message, how
+	// far a direct message the reader sent has got: StatusSent,
+	// StatusDelivered or StatusRead. Zero elsewhere: live and replayed
+	// messages are sent as they were stored; receipts follow as notices.
+	Status Status
+}
+
+// Status is how far a direct message has got towards its recipient, as
+// its sender's history reports it. A later status implies the earlier ones.
+type Status uint8
+
+const (
+	StatusSent      Status = 1 + iota // stored; it has reached no connection of the recipient yet
+	StatusDelivered                   // it reached a connection of the recipient
+	StatusRead                        // the recipient's read mark passed it
+)
+
+// String returns "sent", "delivered" or "read", the words of the protocol,
+// and "" for zero.
+func (s Status) String() string {
+	switch s {
+	case StatusSent:
+		return "sent"
+	case StatusDelivered:
+		return "delivered"
+	case StatusRead:
+		return "read"
+	}
+	return ""
 }
 
 // An Envelope is a durable message on its way into the Store: the message with

@@ -16,7 +16,8 @@ import (
 // are subqueries, so that the planner reads the index from ($1, before)
 // down rather than joining; a name that has none gives no row.
 const (
-	sqlHistory = `SELECT i.seq, m.id, m.sender, m.recipient, m.room, m.event, m.data, m.ts
+	sqlHistory = `SELECT i.seq, m.id, m.sender, m.recipient, m.room, m.event, m.data, m.ts,
+			CASE WHEN m.sender = $1 AND m.recipient = $2 AND $1 <> $2 THEN ` + sqlStatus + ` ELSE 0 END
 		FROM inbox AS i JOIN messages AS m ON m.pk = i.msg
 		WHERE i.uid = (SELECT uid FROM users WHERE name = $1) AND i.peer = (SELECT uid FROM users WHERE name = $2)
 			AND i.seq < $3
@@ -25,10 +26,18 @@ const (
 		FROM room_messages AS r JOIN messages AS m ON m.pk = r.msg
 		WHERE r.rid = (SELECT rid FROM rooms WHERE name = $1) AND r.seq < $2
 		ORDER BY r.seq DESC LIMIT $3`
-	sqlConversations = `SELECT c.last_seq, m.id, m.sender, m.recipient, m.room, m.event, m.data, m.ts, p.name, c.unread
+	sqlConversations = `SELECT c.last_seq, m.id, m.sender, m.recipient, m.room, m.event, m.data, m.ts, p.name, c.unread,
+			CASE WHEN m.sender = $1 AND m.recipient = p.name AND p.name <> $1 THEN ` + sqlStatus + ` ELSE 0 END
 		FROM conversations AS c JOIN users AS p ON p.uid = c.peer JOIN messages AS m ON m.pk = c.last_msg
 		WHERE c.uid = (SELECT uid FROM users WHERE name = $1)
 		ORDER BY c.last_seq DESC LIMIT $2`
+	// The courier.Status of a direct message m, for its sender: read when
+	// the recipient's read mark of the conversation (in the recipient's
+	// seqs, like m.to_seq) has reached it, else delivered when marked so.
+	sqlStatus = `CASE WHEN m.to_seq <= coalesce((SELECT r.read_seq FROM conversations AS r
+				WHERE r.uid = (SELECT uid FROM users WHERE name = m.recipient)
+					AND r.peer = (SELECT uid FROM users WHERE name = m.sender)), 0) THEN 3
+			WHEN EXISTS (SELECT 1 FROM deliveries AS d WHERE d.pk = m.pk) THEN 2 ELSE 1 END`
 	// The lowest seq left, or past the last one given out.
 	sqlHorizon = `SELECT coalesce((SELECT min(seq) FROM inbox AS i WHERE i.uid = u.uid), u.last_seq + 1)
 		FROM users AS u WHERE u.name = $1`
@@ -44,9 +53,9 @@ func before(seq uint64) int64 {
 }
 
 // readMessages runs query, whose columns are seq, id, sender, recipient,
-// room, event, data, ts, and returns its messages; it tries again on a new
-// connection when one fails.
-func (s *Store) readMessages(ctx context.Context, limit int, query string, args ...any) ([]courier.Message, error) {
+// room, event, data, ts and, with status, the message's courier.Status, and
+// returns its messages; it tries again on a new connection when one fails.
+func (s *Store) readMessages(ctx context.Context, limit int, status bool, query string, args ...any) ([]courier.Message, error) {
 	out := make([]courier.Message, 0, min(limit, 64))
 	err := again(ctx, func() error {
 		out = out[:0]
@@ -59,8 +68,13 @@ func (s *Store) readMessages(ctx context.Context, limit int, query string, args 
 		// Data is scanned as []byte, which pgx copies as it is; into a
 		// json.RawMessage it would go through json.Unmarshal, which trims.
 		var data []byte
-		_, err = pgx.ForEachRow(rows, []any{&seq, &m.ID, &m.From, &m.To, &m.Room, &m.Event, &data, &m.Time}, func() error {
-			m.Seq, m.Data, m.Time = uint64(seq), data, m.Time.UTC()
+		var st int32
+		cols := []any{&seq, &m.ID, &m.From, &m.To, &m.Room, &m.Event, &data, &m.Time}
+		if status {
+			cols = append(cols, &st)
+		}
+		_, err = pgx.ForEachRow(rows, cols, func() error {
+			m.Seq, m.Data, m.Time, m.Status = uint64(seq), data, m.Time.UTC(), courier.Status(st)
 			out = append(out, m)
 			return nil
 		})
@@ -81,7 +95,7 @@ func (s *Store) History(ctx context.Context, user, peer string, beforeSeq uint64
 	if limit < 1 || !validText(user) || !validText(peer) {
 		return nil, nil
 	}
-	out, err := s.readMessages(ctx, limit, sqlHistory, user, peer, before(beforeSeq), limit)
+	out, err := s.readMessages(ctx, limit, true, sqlHistory, user, peer, before(beforeSeq), limit)
 	if err != nil {
 		return nil, fmt.Errorf("history %s with %s before %d: %w", user, peer, beforeSeq, err)
 	}
@@ -99,7 +113,7 @@ func (s *Store) RoomHistory(ctx context.Context, room string, beforeSeq uint64, 
 	if limit < 1 || !validText(room) {
 		return nil, nil
 	}
-	out, err := s.readMessages(ctx, limit, sqlRoomHistory, room, before(beforeSeq), limit)
+	out, err := s.readMessages(ctx, limit, false, sqlRoomHistory, room, before(beforeSeq), limit)
 	if err != nil {
 		return nil, fmt.Errorf("room history %s before %d: %w", room, beforeSeq, err)
 	}
@@ -127,11 +141,13 @@ func (s *Store) Conversations(ctx context.Context, user string, limit int) ([]co
 		}
 		var c courier.Conversation
 		var seq, unread int64
+		var st int32
 		var data []byte
 		m := &c.Last
-		_, err = pgx.ForEachRow(rows, []any{&seq, &m.ID, &m.From, &m.To, &m.Room, &m.Event, &data, &m.Time, &c.With, &unread},
+		_, err = pgx.ForEachRow(rows, []any{&seq, &m.ID, &m.From, &m.To, &m.Room, &m.Event, &data, &m.Time, &c.With, &unread, &st},
 			func() error {
 				m.Seq, m.Data, m.Time, c.Unread = uint64(seq), data, m.Time.UTC(), int(unread)
+				m.Status = courier.Status(st)
 				out = append(out, c)
 				return nil
 			})

@@ -35,7 +35,7 @@ func (s *Store) Inbox(ctx context.Context, user string, after uint64, limit int)
 	if limit < 1 || !validText(user) {
 		return nil, nil // PostgreSQL's text holds no such name: no inbox
 	}
-	out, err := s.readMessages(ctx, limit, sqlInbox, user, int64(min(after, 1<<63-1)), limit)
+	out, err := s.readMessages(ctx, limit, false, sqlInbox, user, int64(min(after, 1<<63-1)), limit)
 	if err != nil {
 		return nil, fmt.Errorf("inbox %s after %d: %w", user, after, err)
 	}

@@ -55,7 +55,7 @@ func (s *Store) Search(ctx context.Context, user string, q courier.Query, limit 
 	}
 	// The owner's lexeme is built from an integer: a quoted tsquery lexeme.
 	owner := "'@" + strconv.FormatInt(uid, 10) + "'"
-	out, err := s.readMessages(ctx, limit, sqlSearch, user, tsq, owner, limit)
+	out, err := s.readMessages(ctx, limit, false, sqlSearch, user, tsq, owner, limit)
 	if err != nil {
 		return nil, fmt.Errorf("search %s: %w", user, err)
 	}

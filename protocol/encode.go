@@ -41,6 +41,11 @@ func AppendMessage(b []byte, m *courier.Message) []byte {
 		b = append(b, `,"seq":`...)
 		b = strconv.AppendUint(b, m.Seq, 10)
 	}
+	if m.Status != 0 {
+		b = append(b, `,"status":"`...)
+		b = append(b, m.Status.String()...)
+		b = append(b, '"')
+	}
 	return append(b, '}')
 }
 

@@ -14,7 +14,8 @@ import (
 // range, the list of conversations inbox's (uid, -1) range.
 const (
 	// The uids are subqueries: a name that has none gives no row.
-	sqlHistory = `SELECT i.seq, m.id, m.sender, m.recipient, m.room, m.event, m.data, m.ts
+	sqlHistory = `SELECT i.seq, m.id, m.sender, m.recipient, m.room, m.event, m.data, m.ts,
+			CASE WHEN m.sender = ?1 AND m.recipient = ?2 AND ?1 != ?2 THEN ` + sqlStatus + ` ELSE 0 END
 		FROM inbox AS i JOIN messages AS m ON m.pk = i.msg
 		WHERE i.uid = (SELECT uid FROM users WHERE name = ?1) AND i.peer = (SELECT uid FROM users WHERE name = ?2)
 			AND i.seq < ?3
@@ -29,11 +30,19 @@ const (
 	sqlConversations = `SELECT c.seq, m.id, m.sender, m.recipient, m.room, m.event, m.data, m.ts, p.name,
 			(SELECT count(*) FROM inbox AS i JOIN messages AS im ON im.pk = i.msg
 				WHERE i.uid = c.uid AND i.peer = p.uid AND im.sender != ?1
-					AND i.seq > coalesce((SELECT r.seq FROM read_marks AS r WHERE r.uid = c.uid AND r.peer = p.uid), 0))
+					AND i.seq > coalesce((SELECT r.seq FROM read_marks AS r WHERE r.uid = c.uid AND r.peer = p.uid), 0)),
+			CASE WHEN m.sender = ?1 AND m.recipient = p.name AND p.name != ?1 THEN ` + sqlStatus + ` ELSE 0 END
 		FROM inbox AS c JOIN messages AS m ON m.pk = c.msg
 			JOIN users AS p ON p.name = CASE WHEN m.recipient = ?1 THEN m.sender ELSE m.recipient END
 		WHERE c.uid = (SELECT uid FROM users WHERE name = ?1) AND c.peer = -1
 		ORDER BY c.seq DESC LIMIT ?2`
+	// The courier.Status of a direct message m, for its sender: read when
+	// the recipient's read mark of the conversation (in the recipient's
+	// seqs, like m.to_seq) has reached it, else delivered when marked so.
+	sqlStatus = `CASE WHEN m.to_seq <= coalesce((SELECT r.seq FROM read_marks AS r
+				WHERE r.uid = (SELECT uid FROM users WHERE name = m.recipient)
+					AND r.peer = (SELECT uid FROM users WHERE name = m.sender)), 0) THEN 3
+			WHEN m.delivered IS NOT NULL THEN 2 ELSE 1 END`
 	// The lowest seq left, or past the last one given out.
 	sqlHorizon = `SELECT coalesce((SELECT coalesce((SELECT min(seq) FROM inbox AS i WHERE i.uid = u.uid AND i.peer = 0),
 			max(u.expired_seq, coalesce((SELECT max(seq) FROM inbox AS i WHERE i.uid = u.uid AND i.peer = 0), 0)) + 1)
@@ -62,8 +71,18 @@ func (s *Store) History(ctx context.Context, user, peer string, beforeSeq uint64
 	}
 	rows, err := s.r.history.QueryContext(ctx, user, peer, before(beforeSeq), limit)
 	if err == nil {
-		var out []courier.Message
-		if out, err = scanMessages(rows, limit); err == nil {
+		defer rows.Close()
+		out := make([]courier.Message, 0, min(limit, 64))
+		for rows.Next() {
+			var st uint8
+			m, err := scanMessage(rows, &st)
+			if err != nil {
+				return nil, fmt.Errorf("history %s with %s: %w", user, peer, err)
+			}
+			m.Status = courier.Status(st)
+			out = append(out, m)
+		}
+		if err = rows.Err(); err == nil {
 			return out, nil
 		}
 	}
@@ -111,9 +130,11 @@ func (s *Store) Conversations(ctx context.Context, user string, limit int) ([]co
 	out := make([]courier.Conversation, 0, min(limit, 64))
 	for rows.Next() {
 		var c courier.Conversation
-		if c.Last, err = scanMessage(rows, &c.With, &c.Unread); err != nil {
+		var st uint8
+		if c.Last, err = scanMessage(rows, &c.With, &c.Unread, &st); err != nil {
 			return nil, fmt.Errorf("conversations %s: %w", user, err)
 		}
+		c.Last.Status = courier.Status(st)
 		out = append(out, c)
 	}
 	if err := rows.Err(); err != nil {

@@ -146,3 +146,65 @@ func MarkDeliveredConcurrently(t *testing.T, stores ...courier.Store) {
 		}
 	}
 }
+
+// statuses returns the Status of each message of user's conversation with
+// peer, oldest first, as "id:status" ("id:" for none).
+func statuses(t *testing.T, s courier.Store, user, peer string) []string {
+	t.Helper()
+	ms := history(t, s, user, peer, 0, 100)
+	out := make([]string, len(ms))
+	for i := range ms {
+		m := ms[len(ms)-1-i]
+		out[i] = m.ID + ":" + m.Status.String()
+	}
+	return out
+}
+
+// testStatus checks the status History gives the sender's messages, and
+// Conversations the last one: sent, then delivered as marked, then read
+// as the recipient's read mark passes them; none on received messages,
+// notes to self and the recipient's side.
+func testStatus(t *testing.T, open Opener) {
+	s := newStore(t, open)
+	mustAppend(t, s,
+		dm("s1", "alice", "bob"), // bob 1
+		dm("s2", "bob", "alice"), // bob 2
+		dm("s3", "alice", "bob"), // bob 3
+		dm("s4", "alice", "bob"), // bob 4
+		dm("s5", "alice", "alice"),
+	)
+	check := func(what string, got []string, want ...string) {
+		t.Helper()
+		if !slices.Equal(got, want) {
+			t.Errorf("%s: %v, want %v", what, got, want)
+		}
+	}
+	lastStatus := func(user, peer string) courier.Status {
+		t.Helper()
+		for _, c := range conversations(t, s, user, 10) {
+			if c.With == peer {
+				return c.Last.Status
+			}
+		}
+		t.Fatalf("%s has no conversation with %s", user, peer)
+		return 0
+	}
+	check("alice with bob", statuses(t, s, "alice", "bob"), "s1:sent", "s2:", "s3:sent", "s4:sent")
+	check("bob with alice", statuses(t, s, "bob", "alice"), "s1:", "s2:sent", "s3:", "s4:")
+	check("alice with alice", statuses(t, s, "alice", "alice"), "s5:")
+	markDelivered(t, s, "s1", "s3", "s2")
+	check("alice, delivered", statuses(t, s, "alice", "bob"), "s1:delivered", "s2:", "s3:delivered", "s4:sent")
+	if st := lastStatus("alice", "bob"); st != courier.StatusSent {
+		t.Errorf("alice's last with bob is %v, want sent", st)
+	}
+	markRead(t, s, "bob", "alice", 3, courier.ReadMark{Msg: "s3", Moved: true})
+	check("alice, read up to bob's 3", statuses(t, s, "alice", "bob"), "s1:read", "s2:", "s3:read", "s4:sent")
+	check("bob, after his read", statuses(t, s, "bob", "alice"), "s1:", "s2:delivered", "s3:", "s4:")
+	markRead(t, s, "bob", "alice", 4, courier.ReadMark{Msg: "s4", Moved: true})
+	if st := lastStatus("alice", "bob"); st != courier.StatusRead {
+		t.Errorf("alice's last with bob is %v, want read", st)
+	}
+	if st := lastStatus("bob", "alice"); st != 0 {
+		t.Errorf("bob's last with alice (received) is %v, want none", st)
+	}
+}

@@ -68,6 +68,7 @@ func Run(t *testing.T, open Opener) {
 		{"ConversationsConcurrent", testConversationsConcurrent},
 		{"Delivered", testDelivered},
 		{"DeliveredConcurrent", testDeliveredConcurrent},
+		{"Status", testStatus},
 		{"Expire", testExpire},
 		{"ExpireMany", testExpireMany},
 		{"ExpireConcurrent", testExpireConcurrent},
