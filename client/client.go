@@ -153,6 +153,10 @@ type Message struct {
 	Data  json.RawMessage `json:"data"`           // the payload as sent
 	TS    time.Time       `json:"ts"`             // when the server accepted the message
 	Seq   uint64          `json:"seq,omitempty"`  // the inbox seq (room seq for room messages); 0 when volatile
+	// Status is set in History and in a conversation's Last, on direct
+	// messages this user sent: StatusSent, StatusDelivered or StatusRead,
+	// as the receipts stand when the server answered. Empty elsewhere.
+	Status string `json:"status,omitempty"`
 
 	// Frame is the frame exactly as the server sent it.
 	Frame json.RawMessage `json:"-"`

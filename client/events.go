@@ -22,6 +22,7 @@ type Event interface {
 
 // Receipt statuses.
 const (
+	StatusSent      = "sent"      // stored, not yet at any connection of the recipient (Message.Status only)
 	StatusDelivered = "delivered" // the message first reached one of the recipient's connections
 	StatusRead      = "read"      // the recipient marked the conversation read up to the message
 )

@@ -91,6 +91,22 @@ func TestReceipts(t *testing.T) {
 	}
 	quietEvents(t, alice, 150*time.Millisecond)
 	quietEvents(t, bob, 0) // bob sent nothing: no receipts for him
+
+	// A new device of alice learns the same from history and conversations:
+	// both messages read, and nothing on bob's side.
+	alice3 := dial(t, n.WS(), "alice")
+	hist, err := alice3.History(ctx(t), client.HistoryQuery{With: "bob"})
+	if err != nil || len(hist) != 2 || hist[0].Status != client.StatusRead || hist[1].Status != client.StatusRead {
+		t.Fatalf("alice's history with bob: %+v, %v", hist, err)
+	}
+	convs, err := alice3.Conversations(ctx(t), 0)
+	if err != nil || len(convs) != 1 || convs[0].Last.Status != client.StatusRead {
+		t.Fatalf("alice's conversations: %+v, %v", convs, err)
+	}
+	hist, err = bob.History(ctx(t), client.HistoryQuery{With: "alice"})
+	if err != nil || len(hist) != 2 || hist[0].Status != "" {
+		t.Fatalf("bob's history with alice: %+v, %v", hist, err)
+	}
 }
 
 // A delivered receipt also comes when the recipient gets the message by a

@@ -3,6 +3,7 @@ package server_test
 import (
 	"fmt"
 	"net/http"
+	"slices"
 	"testing"
 	"time"
 
@@ -216,6 +217,7 @@ func TestReceiptsAndConversations(t *testing.T) {
 		alice.expect("ack")
 	}
 	alice.quiet(200 * time.Millisecond)
+	checkStatus(t, n, "sent", "sent", "sent")
 	bob := n.dial("bob", "since=0")
 	for range 3 {
 		bob.expect("message")
@@ -254,6 +256,10 @@ func TestReceiptsAndConversations(t *testing.T) {
 	if num(t, c, "unread") != 1 {
 		t.Fatalf("after reading up to 2: %v", c)
 	}
+	if _, ok := c["last"].(map[string]any)["status"]; ok {
+		t.Fatalf("bob's last message is alice's, yet has a status: %v", c)
+	}
+	checkStatus(t, n, "read", "read", "delivered")
 	bob.send(map[string]any{"type": "read", "id": "r", "with": "alice", "seq": 1}) // backwards: no receipt
 	bob.expect("ack")
 	alice.quiet(200 * time.Millisecond)
@@ -337,4 +343,35 @@ func TestLastSeenSurvivesRestart(t *testing.T) {
 	if b := w.expect("presence")["users"].(map[string]any)["bob"].(map[string]any); b["lastSeen"] != seen {
 		t.Fatalf("presence frame after a restart: %v", b)
 	}
+}
+
+// checkStatus opens a new connection of alice, as a reloaded page would,
+// and checks the status of her messages to bob in history (oldest first)
+// and on the last one in her conversations. Delivered marks are written
+// in the background, so it waits a little for them.
+func checkStatus(t *testing.T, n *node, want ...string) {
+	t.Helper()
+	alice := n.dial("alice")
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		alice.send(map[string]any{"type": "history", "id": "h", "with": "bob"})
+		ms := messages(t, alice.expect("history"))
+		var got []string
+		for i := len(ms) - 1; i >= 0; i-- {
+			got = append(got, fmt.Sprint(ms[i]["status"]))
+		}
+		if slices.Equal(got, want) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("statuses in alice's history %v, want %v", got, want)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	alice.send(map[string]any{"type": "conversations", "id": "c"})
+	c := alice.expect("conversations")["conversations"].([]any)[0].(map[string]any)
+	if st := c["last"].(map[string]any)["status"]; st != want[len(want)-1] {
+		t.Fatalf("alice's last message to bob has status %v, want %s", st, want[len(want)-1])
+	}
+	alice.close()
 }
