@@ -85,6 +85,36 @@ describe("demo chat", { timeout: 80000 }, () => {
     await contact(carol.page, "bob").locator('[data-testid="presence-dot"][data-online="true"]').waitFor();
   }));
 
+  test("ticks of old messages on a new browser come from history, and live receipts still move them on", () => withServer(async (srv, open) => {
+    const alice = await open("alice");
+    const bob = await open("bob");
+    await openChat(alice, "bob");
+    await say(alice, "read long ago");
+    await contact(bob.page, "alice").click();
+    await bubble(alice.page, "read long ago").locator('[data-testid="ticks"][data-status="read"]').waitFor();
+    // bob looks elsewhere: the next one reaches his page but is not read.
+    await bob.page.getByTestId("room-lobby").click();
+    await say(alice, "delivered, not read");
+    await bubble(alice.page, "delivered, not read").locator('[data-testid="ticks"][data-status="delivered"]').waitFor();
+
+    // A new browser for alice (no receipts in its storage) shows the ticks
+    // as the server stored them, not "sent".
+    const alice2 = await open("alice");
+    await contact(alice2.page, "bob").click();
+    await bubble(alice2.page, "read long ago").locator('[data-testid="ticks"][data-status="read"]').waitFor();
+    await bubble(alice2.page, "delivered, not read").locator('[data-testid="ticks"][data-status="delivered"]').waitFor();
+    await shot(alice2.page, "06b-alice-new-browser-ticks");
+
+    // bob reads it now: the live receipt moves the history's tick on.
+    await contact(bob.page, "alice").click();
+    await bubble(alice2.page, "delivered, not read").locator('[data-testid="ticks"][data-status="read"]').waitFor();
+    await bubble(alice2.page, "read long ago").locator('[data-testid="ticks"][data-status="read"]').waitFor();
+    // A plain reload keeps it read (from history and from the stored receipt).
+    await alice2.page.reload();
+    await waitConnected(alice2.page);
+    await bubble(alice2.page, "delivered, not read").locator('[data-testid="ticks"][data-status="read"]').waitFor();
+  }));
+
   test("a reloaded page keeps its user and shows history and the messages that came while away", () => withServer(async (srv, open) => {
     const alice = await open("alice");
     const bob = await open("bob");

@@ -1,7 +1,7 @@
 // One conversation, with a person or in a room: its messages and history
 // pages, sending, typing, read receipts, and the chat pane that shows it.
 
-import { S, PAGE, TYPING_SEND_EVERY, TYPING_SHOW_FOR, conv, userConv, noteSeq } from "./state.js";
+import { S, PAGE, TYPING_SEND_EVERY, TYPING_SHOW_FOR, conv, userConv, noteSeq, furthest } from "./state.js";
 import { app, byTestId, h, toast, render, avatar, textOf, clock, dayLabel } from "./view.js";
 import { learn, lastSeenText } from "./people.js";
 
@@ -9,10 +9,16 @@ import { learn, lastSeenText } from "./people.js";
 
 export const isVisible = (c) => S.open === c.key && document.visibilityState === "visible";
 
-/** add puts a stored message into its conversation; false if already there. */
+/**
+ * add puts a stored message into its conversation; false if already there
+ * (a newer receipt status from history or the list still moves its ticks on).
+ */
 export function add(c, m, { live = false } = {}) {
   const had = c.messages.get(m.msg);
-  if (had && !had.local) return false;
+  if (had && !had.local) {
+    if (m.status && furthest(had.status, m.status) !== had.status) had.status = m.status;
+    return false;
+  }
   c.messages.set(m.msg, m);
   if (!c.last || (m.seq ?? 0) >= (c.last.seq ?? 0)) c.last = m;
   if (live && m.from !== S.me && (m.seq ?? 0) > c.knownSeq) {
@@ -234,16 +240,17 @@ export function renderChat(bottom) {
   const keepTop = scroll.scrollTop;
 
   const list = sortedMessages(c);
-  // Ticks only move forward: a later message delivered or read means the earlier ones were too.
+  // Ticks only move forward: a later message delivered or read means the
+  // earlier ones were too. A message starts from the status history gave it
+  // (what the server knew when it answered, e.g. read before this page was
+  // opened); live receipts move it on, never back.
   const status = new Map();
   let carry = "sent";
-  const rank = { sent: 0, delivered: 1, read: 2 };
   for (let i = list.length - 1; i >= 0; i--) {
     const m = list[i];
     if (m.from !== S.me || c.room) continue;
     if (m.pending || m.failed) { status.set(m.msg, m.failed ? "failed" : "sending"); continue; }
-    const own = S.receipts.get(m.msg) || "sent";
-    if (rank[own] > rank[carry]) carry = own;
+    carry = furthest(carry, furthest(m.status, S.receipts.get(m.msg)));
     status.set(m.msg, carry);
   }
 

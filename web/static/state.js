@@ -5,7 +5,9 @@
 // conversation, the lobby room's history. What the server cannot tell again
 // is kept in localStorage per user: the highest inbox seq seen (passed as
 // `since`, so messages that arrived while away are replayed), the people
-// known, and the delivered/read receipts already received. The name is kept
+// known, and the delivered/read receipts already received (history and the
+// conversation list also tell the status of the user's own messages, as the
+// server knew it when it answered: a new browser starts from that). The name is kept
 // in sessionStorage, so two tabs can be two users and a reload keeps the user.
 
 export const LOBBY = "lobby";
@@ -67,6 +69,14 @@ export function noteSeq(seq) {
     S.lastSeq = seq;
     store.set("seq", seq);
   }
+}
+
+// Receipt states in order: a message read was delivered, one delivered was sent.
+const RANK = { sent: 1, delivered: 2, read: 3 };
+
+/** furthest returns the later of two receipt states ("sent", "delivered", "read"; either may be missing). */
+export function furthest(a, b) {
+  return (RANK[b] || 0) > (RANK[a] || 0) ? b : RANK[a] ? a : undefined;
 }
 
 export function setReceipt(id, status) {

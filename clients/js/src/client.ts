@@ -33,6 +33,7 @@ export type {
   DisconnectInfo,
   ExpiredNotice,
   Message,
+  MessageStatus,
   PresenceChange,
   PresenceState,
   Receipt,

@@ -24,7 +24,20 @@ export interface Message {
    * room message; absent on volatile and `conn:` messages.
    */
   seq?: number;
+  /**
+   * How far a direct message this user sent has got, as the receipts stood
+   * when the server answered: `sent` (stored, not yet at any connection of
+   * the recipient), `delivered` (it reached one) or `read` (the recipient's
+   * read mark passed it). Only in `history({with})` replies and on the `last`
+   * message of `conversations()`, and only on this user's own direct messages
+   * (not on received ones, notes to self or room messages). Live and replayed
+   * messages never have it: later changes come as `receipt` events.
+   */
+  status?: MessageStatus;
 }
+
+/** A message's receipt state in history and conversations (see {@link Message.status}). */
+export type MessageStatus = "sent" | "delivered" | "read";
 
 /** The server's acknowledgement of a send or publish. */
 export interface Ack {
@@ -85,7 +98,7 @@ export interface PresenceState {
 export interface Conversation {
   /** The other user (or a server API label). */
   with: string;
-  /** The newest message either way, with this user's seq. */
+  /** The newest message either way, with this user's seq (and its `status` when this user sent it). */
   last: Message;
   /** Messages from the peer after this user's read mark. */
   unread: number;
@@ -114,6 +127,7 @@ export function toMessage(f: any): Message {
   m.data = f.data ?? null;
   m.ts = f.ts;
   if (typeof f.seq === "number") m.seq = f.seq;
+  if (f.status === "sent" || f.status === "delivered" || f.status === "read") m.status = f.status;
   return m as Message;
 }
 

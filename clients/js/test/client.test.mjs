@@ -261,6 +261,53 @@ test("read receipts, conversations and unread counts", async () => {
   assert.equal((await a.conversations())[0].with, bob);
 });
 
+test("status in history and conversations: sent, then delivered, then read, as a new device sees it", async () => {
+  const [alice, bob] = [uniq("alice"), uniq("bob")];
+  const a = await open(alice);
+  const ack = await a.send(bob, "chat", "are you there?");
+
+  // bob has never connected: stored, delivered nowhere.
+  let [m] = await a.history({ with: bob });
+  assert.equal(m.msg, ack.msg);
+  assert.equal(m.status, "sent");
+  let [conv] = await a.conversations();
+  assert.equal(conv.last.msg, ack.msg);
+  assert.equal(conv.last.status, "sent");
+
+  // bob connects and gets it (a replay from 0): delivered. The mark is
+  // written asynchronously, so poll.
+  const delivered = next(a, "receipt", 5000, (r) => r.status === "delivered");
+  const b = connect(srv.url, { token: token(bob), since: 0, minBackoff: 50, maxBackoff: 200 });
+  clients.push(b);
+  const got = collect(b);
+  await next(b, "connect");
+  await until(() => got.some((x) => x.msg === ack.msg), 5000, "bob's replay");
+  assert.equal(got.find((x) => x.msg === ack.msg).status, undefined, "a replayed message has no status");
+  await delivered;
+  await until(async () => (await a.history({ with: bob }))[0].status === "delivered", 3000, "status delivered");
+
+  // bob reads it: read, for alice's client and for a new device of hers
+  // that never saw a receipt.
+  const read = next(a, "receipt", 5000, (r) => r.status === "read");
+  await b.read(alice, got.find((x) => x.msg === ack.msg).seq);
+  assert.deepEqual(await read, { status: "read", by: bob, msg: ack.msg });
+  await until(async () => (await a.history({ with: bob }))[0].status === "read", 3000, "status read");
+  [conv] = await a.conversations();
+  assert.equal(conv.last.msg, ack.msg);
+  assert.equal(conv.last.status, "read");
+  const a2 = await open(alice);
+  [m] = await a2.history({ with: bob });
+  assert.equal(m.status, "read");
+  assert.equal((await a2.conversations())[0].last.status, "read");
+
+  // Received messages carry none; the sender's history has one.
+  const reply = await b.send(alice, "chat", "yes");
+  const hist = await a.history({ with: bob });
+  assert.deepEqual(hist.map((x) => [x.msg, x.status]), [[reply.msg, undefined], [ack.msg, "read"]]);
+  assert.equal((await a.conversations())[0].last.status, undefined);
+  assert.ok(["sent", "delivered"].includes((await b.history({ with: alice }))[0].status));
+});
+
 test("error frames reject with CourierError and the server's code", async () => {
   const a = await open(uniq("alice"));
   await assert.rejects(a.send("conn:06h0hdp190fjmr7b207m0nenkw", "x", null), (e) => {
