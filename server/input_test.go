@@ -116,6 +116,30 @@ func TestRateLimit(t *testing.T) {
 	time.Sleep(300 * time.Millisecond) // the bucket refills
 	alice.send(`{"type":"send","id":"late","to":"bob","volatile":true}`)
 	alice.expect("ack")
+
+	// Frames the connection refuses count too: each still costs a reply.
+	carol := n.dial("carol")
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	for range 8 {
+		if err := carol.ws.Write(ctx, websocket.MessageBinary, []byte(`{"type":"ping","id":"b"}`)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	bad, limited := 0, 0
+	for range 8 {
+		switch f := carol.next(); f["code"] {
+		case "bad_request":
+			bad++
+		case "rate_limited":
+			limited++
+		default:
+			t.Fatalf("unexpected %v", f)
+		}
+	}
+	if bad != 5 || limited != 3 {
+		t.Fatalf("binary frames on a JSON connection: %d bad_request, %d rate_limited; want 5 and 3", bad, limited)
+	}
 }
 
 func TestConnectionLimit(t *testing.T) {

@@ -164,6 +164,12 @@ func (s *Server) onMessage(ws *websocket.Conn, mt websocket.MessageType, data []
 			l.fail(protocol.Errorf("", protocol.CodeInternal, "internal error"))
 		}
 	}()
+	// Every data message counts against the rate, whatever it holds: each
+	// one that is refused still costs the server an error reply.
+	if !l.allow(time.Now()) {
+		l.fail(protocol.Errorf(l.frameID(mt, data), protocol.CodeRateLimited, "more than %g frames per second", s.cfg.RateLimit))
+		return
+	}
 	switch {
 	case l.msgpack && mt == websocket.BinaryMessage:
 		js, err := protocol.MsgpackToJSON(data)
@@ -179,10 +185,6 @@ func (s *Server) onMessage(ws *websocket.Conn, mt websocket.MessageType, data []
 		l.fail(protocol.Errorf("", protocol.CodeBadRequest, "frames are JSON text messages (or choose the courier.msgpack subprotocol)"))
 		return
 	}
-	if !l.allow(time.Now()) {
-		l.fail(protocol.Errorf(frameID(data), protocol.CodeRateLimited, "more than %g frames per second", s.cfg.RateLimit))
-		return
-	}
 	f, err := protocol.Decode(data)
 	if err != nil {
 		l.fail(err)
@@ -191,9 +193,20 @@ func (s *Server) onMessage(ws *websocket.Conn, mt websocket.MessageType, data []
 	s.handle(l, f)
 }
 
-// frameID digs the id out of a frame that will not be processed, for the
-// error reply; it costs a decode only on that rare path.
-func frameID(data []byte) string {
+// frameID digs the id out of a message of type mt that will not be
+// processed, for the error reply ("" when it is no frame of this
+// connection's encoding); it costs a decode only on that path.
+func (l *link) frameID(mt websocket.MessageType, data []byte) string {
+	switch {
+	case l.msgpack && mt == websocket.BinaryMessage:
+		js, err := protocol.MsgpackToJSON(data)
+		if err != nil {
+			return ""
+		}
+		data = js
+	case l.msgpack || mt != websocket.TextMessage:
+		return ""
+	}
 	if f, err := protocol.Decode(data); err == nil {
 		return f.ID
 	} else if pe, ok := err.(*protocol.Error); ok {
