@@ -64,17 +64,29 @@ func (h *Hub) Post(o Outgoing, done func(Receipt, error)) {
 		done(Receipt{}, err)
 		return
 	}
-	msg := Message{ID: h.ids.next(), From: o.From, To: o.To, Room: o.Room, Event: o.Event, Data: o.Data, Time: Now()}
 	if o.Volatile {
-		h.metrics.MessageIn(false)
-		if id, ok := ConnTarget(o.To); ok && h.cl != nil && nodeOf(id) != h.node {
-			h.cl.sendConn(id, msg, done)
-			return
-		}
-		n, err := h.deliverVolatile(&o, msg)
-		done(Receipt{ID: msg.ID, Delivered: n}, err)
+		h.postVolatile(&o, done)
 		return
 	}
+	h.postDurable(o, done)
+}
+
+// postVolatile is Post of a live-only message. A function of its own, so
+// that o and the message stay on the stack: the durable path keeps both.
+func (h *Hub) postVolatile(o *Outgoing, done func(Receipt, error)) {
+	h.metrics.MessageIn(false)
+	d := &Delivery{Message: Message{ID: h.ids.next(), From: o.From, To: o.To, Room: o.Room, Event: o.Event, Data: o.Data, Time: Now()}}
+	if id, ok := ConnTarget(o.To); ok && h.cl != nil && nodeOf(id) != h.node {
+		h.cl.sendConn(id, d.Message, done)
+		return
+	}
+	n, err := h.deliverVolatile(o, d)
+	done(Receipt{ID: d.ID, Delivered: n}, err)
+}
+
+// postDurable is Post of a message to store first.
+func (h *Hub) postDurable(o Outgoing, done func(Receipt, error)) {
+	msg := Message{ID: h.ids.next(), From: o.From, To: o.To, Room: o.Room, Event: o.Event, Data: o.Data, Time: Now()}
 	h.metrics.MessageIn(true)
 	if c := o.Origin; c != nil {
 		c.sent(msg.ID, done)
@@ -187,8 +199,7 @@ func plainText(s string) bool {
 }
 
 // deliverVolatile hands a live-only message to the connections it is for.
-func (h *Hub) deliverVolatile(o *Outgoing, msg Message) (int, error) {
-	d := &Delivery{Message: msg}
+func (h *Hub) deliverVolatile(o *Outgoing, d *Delivery) (int, error) {
 	var targets []*Conn
 	id, isConn := ConnTarget(o.To)
 	h.mu.RLock()
@@ -217,9 +228,9 @@ func (h *Hub) deliverVolatile(o *Outgoing, msg Message) (int, error) {
 	if h.cl != nil {
 		switch {
 		case o.Room != "":
-			h.cl.publish(roomTopic(o.Room), &packet{kind: pktVolatile, msg: msg})
+			h.cl.publish(roomTopic(o.Room), &packet{kind: pktVolatile, msg: d.Message})
 		case !isConn:
-			h.cl.publish(userTopic(o.To), &packet{kind: pktVolatile, msg: msg})
+			h.cl.publish(userTopic(o.To), &packet{kind: pktVolatile, msg: d.Message})
 		}
 	}
 	return n, nil

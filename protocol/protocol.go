@@ -79,28 +79,34 @@ func Errorf(id, code, format string, args ...any) *Error {
 // gets an *Error carrying the frame's id when that was a string, and no
 // frame.
 func Decode(b []byte) (*Frame, error) {
-	if firstByte(b) != '{' {
-		return nil, Errorf("", CodeBadRequest, "a frame is one JSON object")
+	f := new(Frame)
+	if err := DecodeInto(b, f); err != nil {
+		return nil, err
 	}
-	var f Frame
+	return f, nil
+}
+
+// DecodeInto is Decode into f, which must be zero: a server decoding a
+// frame per message keeps f on its stack. On error f is left partly set.
+func DecodeInto(b []byte, f *Frame) error {
+	if firstByte(b) != '{' {
+		return Errorf("", CodeBadRequest, "a frame is one JSON object")
+	}
 	sc := frameScanner{b: b}
-	err := sc.decodeFrame(&f)
+	err := sc.decodeFrame(f)
 	if err != nil {
 		if f.ID == "" {
 			f.ID = salvageID(b)
 		}
-		return nil, Errorf(f.ID, CodeBadRequest, "malformed JSON")
+		return Errorf(f.ID, CodeBadRequest, "malformed JSON")
 	}
 	if sc.typeErr != "" {
-		return nil, Errorf(f.ID, CodeBadRequest, "field %q has the wrong type", sc.typeErr)
+		return Errorf(f.ID, CodeBadRequest, "field %q has the wrong type", sc.typeErr)
 	}
 	if len(f.Data) == 0 {
 		f.Data = nil
 	}
-	if err := f.check(); err != nil {
-		return nil, err
-	}
-	return &f, nil
+	return f.check()
 }
 
 // salvageID returns the string id of a malformed frame when it stands as a

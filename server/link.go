@@ -45,6 +45,7 @@ type link struct {
 
 	mu     sync.Mutex // guards queue, wake, tokens, last
 	queue  [][]byte
+	qbuf   *[][]byte     // queue's array, from queuePool: a busy link reuses it, an idle one holds none
 	wake   chan struct{} // made on the first Drained; signalled as the queue drains
 	tokens float64
 	last   time.Time
@@ -145,9 +146,28 @@ func (l *link) write(f []byte) {
 		l.Close(courier.CloseSlowConsumer, "slow consumer: resume to catch up")
 		return
 	}
+	if l.qbuf == nil {
+		l.qbuf = queuePool.Get().(*[][]byte)
+		l.queue = (*l.qbuf)[:0]
+	}
 	l.queue = append(l.queue, f)
 	l.mu.Unlock()
 	l.kick()
+}
+
+// queuePool holds queue arrays between a link's flushes: one array per
+// burst of frames would be an allocation per message under load.
+var queuePool = sync.Pool{New: func() any { q := make([][]byte, 0, 8); return &q }}
+
+// putQueue returns a flushed queue's array to queuePool, emptied so that
+// it keeps no frame alive.
+func putQueue(qb *[][]byte, q [][]byte) {
+	if qb == nil || cap(q) > 1024 {
+		return
+	}
+	clear(q)
+	*qb = q[:0]
+	queuePool.Put(qb)
 }
 
 // kick hands the link to its flusher when there is something to send, the
@@ -179,7 +199,8 @@ func (l *link) flush() {
 			}
 			return
 		}
-		l.queue = nil
+		qb := l.qbuf
+		l.queue, l.qbuf = nil, nil
 		n := 0
 		for _, f := range batch {
 			n += len(f)
@@ -187,7 +208,9 @@ func (l *link) flush() {
 		l.queued.Add(-int64(n))
 		l.mu.Unlock()
 		l.handed.Add(int64(n))
-		if _, err := l.writeBatch(batch); err != nil {
+		_, err := l.writeBatch(batch)
+		putQueue(qb, batch)
+		if err != nil {
 			l.closing.Store(true)
 			l.flushing.Store(false)
 			l.signal()
@@ -291,6 +314,7 @@ func (l *link) Close(code int, reason string) {
 	}
 	if code == courier.CloseSlowConsumer {
 		// What is queued is stored; the client resumes to get it.
+		clear(l.queue)
 		l.queue = l.queue[:0]
 		l.queued.Store(0)
 	}

@@ -185,12 +185,12 @@ func (s *Server) onMessage(ws *websocket.Conn, mt websocket.MessageType, data []
 		l.fail(protocol.Errorf("", protocol.CodeBadRequest, "frames are JSON text messages (or choose the courier.msgpack subprotocol)"))
 		return
 	}
-	f, err := protocol.Decode(data)
-	if err != nil {
+	var f protocol.Frame
+	if err := protocol.DecodeInto(data, &f); err != nil {
 		l.fail(err)
 		return
 	}
-	s.handle(l, f)
+	s.handle(l, &f)
 }
 
 // frameID digs the id out of a message of type mt that will not be
