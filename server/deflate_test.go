@@ -28,6 +28,9 @@ func TestPermessageDeflate(t *testing.T) {
 		if strings.Contains(ext, "permessage-deflate") != enabled {
 			t.Fatalf("compression %v: extensions %q", enabled, ext)
 		}
+		if _, b, err := ws.Read(ctx); err != nil || !strings.Contains(string(b), `"type":"welcome"`) {
+			t.Fatalf("first frame %q, %v; want the welcome", b, err)
+		}
 		plain := n.dial("bob")
 		alice := n.dial("alice")
 		big := strings.Repeat("compressible text ", 500)
@@ -78,36 +81,43 @@ func TestDeflateCompressesDeliveries(t *testing.T) {
 	if err != nil || resp.StatusCode != http.StatusSwitchingProtocols {
 		t.Fatalf("upgrade: %v %v", resp, err)
 	}
+	// The welcome first: once bob has it, a message to him reaches him live.
+	if b0, size := readFrameHeader(t, br); b0&0x40 != 0 || size > 1000 {
+		t.Fatalf("first frame: header %#x, %d bytes; want the welcome", b0, size)
+	}
 	alice := n.dial("alice")
 	alice.send(`{"type":"send","id":"1","to":"bob","data":"` + strings.Repeat("compressible text ", 500) + `"}`)
 	alice.expect("ack")
-	for {
-		var h [2]byte
-		if _, err := io.ReadFull(br, h[:]); err != nil {
-			t.Fatal(err)
-		}
-		size := int(h[1] & 0x7f)
-		switch size {
-		case 126:
-			var ext [2]byte
-			_, _ = io.ReadFull(br, ext[:])
-			size = int(ext[0])<<8 | int(ext[1])
-		case 127:
-			var ext [8]byte
-			_, _ = io.ReadFull(br, ext[:])
-			size = int(ext[6])<<8 | int(ext[7]) // small enough here
-		}
-		if _, err := io.CopyN(io.Discard, br, int64(size)); err != nil {
-			t.Fatal(err)
-		}
-		if size > 1000 || h[0]&0x40 != 0 { // the message, not the welcome
-			if h[0]&0x40 == 0 {
-				t.Fatalf("a %d-byte message frame went out uncompressed", size)
-			}
-			if size > 2000 {
-				t.Fatalf("compressed frame of %d bytes for 9,000 compressible bytes", size)
-			}
-			return
-		}
+	b0, size := readFrameHeader(t, br)
+	if b0&0x40 == 0 {
+		t.Fatalf("a %d-byte message frame went out uncompressed", size)
 	}
+	if size > 2000 {
+		t.Fatalf("compressed frame of %d bytes for 9,000 compressible bytes", size)
+	}
+}
+
+// readFrameHeader reads one unmasked server frame from br and returns its
+// first header byte and payload size, discarding the payload.
+func readFrameHeader(t *testing.T, br *bufio.Reader) (byte, int) {
+	t.Helper()
+	var h [2]byte
+	if _, err := io.ReadFull(br, h[:]); err != nil {
+		t.Fatal(err)
+	}
+	size := int(h[1] & 0x7f)
+	switch size {
+	case 126:
+		var ext [2]byte
+		_, _ = io.ReadFull(br, ext[:])
+		size = int(ext[0])<<8 | int(ext[1])
+	case 127:
+		var ext [8]byte
+		_, _ = io.ReadFull(br, ext[:])
+		size = int(ext[6])<<8 | int(ext[7]) // small enough here
+	}
+	if _, err := io.CopyN(io.Discard, br, int64(size)); err != nil {
+		t.Fatal(err)
+	}
+	return h[0], size
 }
