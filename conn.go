@@ -249,10 +249,10 @@ func (c *Conn) replay() {
 				c.mu.Unlock()
 				continue
 			}
-			// Nothing passed yet (a since beyond the head at connect): fall
-			// back to the head as it stood when the resume began — before
-			// anything held back since — so that new messages are not
-			// mistaken for duplicates.
+			// Where the connection stood is unknown (its head could not
+			// be read at attach): fall back to the head as it stood when
+			// the resume began — before anything held back since — so that
+			// new messages are not mistaken for duplicates.
 			c.seq = latest
 			for _, it := range c.held {
 				if it.seq() <= c.seq {

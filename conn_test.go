@@ -319,3 +319,54 @@ func resumePastHeadInFlight(t *testing.T, warm bool) {
 	time.Sleep(50 * time.Millisecond)
 	checkRun(t, rec.got(), 1, n)
 }
+
+// A since beyond the head at connect falls back to the head as it stood at
+// attach: a message stored after that, and routed only after the replay
+// read the head again, still arrives, once.
+func TestSinceBeyondHeadWhileMessageInFlight(t *testing.T) {
+	store, err := sqlite.Open(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	stall := &stallingStore{Store: store}
+	hub, err := courier.NewHub(courier.Config{Store: stall})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_ = hub.Close()
+		_ = store.Close()
+	})
+	ctx := context.Background()
+	if _, err := hub.Send(ctx, courier.Outgoing{From: "alice", To: "bob"}); err != nil {
+		t.Fatal(err) // seq 1: before the connection
+	}
+	rec := &recorder{}
+	c := hub.NewConn(courier.Identity{User: "bob"}, rec)
+	sent := make(chan error, 1)
+	since := uint64(1000) // a reset store, say
+	stall.committed, stall.release = make(chan struct{}), make(chan struct{})
+	released := false
+	t.Cleanup(func() { // before the hub closes, should the test fail
+		if !released {
+			close(stall.release)
+		}
+	})
+	hub.Attach(c, &since, func() {
+		// Attached, head 1. Seq 2 is stored now, its live copy held up
+		// until the replay has read the head (2) and fallen back.
+		go func() {
+			_, err := hub.Send(ctx, courier.Outgoing{From: "alice", To: "bob"})
+			sent <- err
+		}()
+		<-stall.committed
+	})
+	checkRun(t, waitSeqs(t, rec, 1), 2, 2) // read from the store by the replay
+	close(stall.release)
+	released = true
+	if err := <-sent; err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(50 * time.Millisecond)
+	checkRun(t, rec.got(), 2, 2) // and its live copy dropped
+}

@@ -156,11 +156,11 @@ const headTimeout = 10 * time.Second
 // anything is delivered to it. A transport greets the client there: a client
 // that has its greeting then gets every message stored after it.
 func (h *Hub) Attach(c *Conn, since *uint64, attached func()) {
-	// The connection starts at a known seq: since, or the inbox head read
-	// once the connection (and on a cluster the node) is reachable. On a
-	// cluster, messages for the user may arrive from several nodes out of
-	// seq order; on any node, a later resume beyond the head falls back to
-	// where the connection stood, which must be known (Conn.replay).
+	// The connection starts at a known seq: the inbox head read once the
+	// connection (and on a cluster the node) is reachable, then since when
+	// given. On a cluster, messages for the user may arrive from several
+	// nodes out of seq order; on any node, a resume beyond the head falls
+	// back to where the connection stood, which must be known (Conn.replay).
 	//
 	// Live messages are held before the connection is reachable, so that
 	// none can overtake the replay or the head.
@@ -186,14 +186,6 @@ func (h *Hub) Attach(c *Conn, since *uint64, attached func()) {
 	if sub != nil {
 		h.cl.topics.subscribe(userTopic(c.identity.User), sub)
 	}
-	if since != nil {
-		if attached != nil {
-			attached()
-		}
-		h.wg.Add(1)
-		go c.replay()
-		return
-	}
 	ctx, cancel := context.WithTimeout(context.Background(), headTimeout)
 	head, err := h.store.LatestSeq(ctx, c.identity.User)
 	cancel()
@@ -202,6 +194,18 @@ func (h *Hub) Attach(c *Conn, since *uint64, attached func()) {
 	}
 	if attached != nil {
 		attached() // still replaying: what arrived meanwhile is held
+	}
+	if since != nil {
+		// The head is where the replay falls back to should since lie
+		// beyond it (Conn.replay).
+		if err == nil {
+			c.mu.Lock()
+			c.seq, c.synced = head, true
+			c.mu.Unlock()
+		}
+		h.wg.Add(1)
+		go c.replay()
+		return
 	}
 	c.startAt(head, err == nil)
 }
