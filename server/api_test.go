@@ -1,6 +1,7 @@
 package server_test
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -134,5 +135,24 @@ func TestDevTokenOnlyInDevMode(t *testing.T) {
 	status, body := n.api("GET", "/metrics", "", nil)
 	if status != 200 || !strings.Contains(body["raw"].(string), "courier_connections") {
 		t.Fatalf("metrics: %d %.200v", status, body)
+	}
+}
+
+// /metrics counts messages in by kind.
+func TestMetricsCountMessages(t *testing.T) {
+	n := start(t, "")
+	alice := n.dial("alice")
+	alice.send(`{"type":"send","id":"1","to":"bob"}`)
+	alice.expect("ack")
+	for i := range 2 {
+		alice.send(fmt.Sprintf(`{"type":"send","id":"v%d","to":"bob","volatile":true}`, i))
+		alice.expect("ack")
+	}
+	_, body := n.api("GET", "/metrics", "", nil)
+	raw := body["raw"].(string)
+	for _, want := range []string{`courier_messages_in_total{kind="durable"} 1`, `courier_messages_in_total{kind="volatile"} 2`} {
+		if !strings.Contains(raw, want) {
+			t.Errorf("/metrics lacks %s", want)
+		}
 	}
 }
