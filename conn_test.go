@@ -244,6 +244,25 @@ type stallingStore struct {
 	release   chan struct{}
 }
 
+// newStallingHub is newHub on a stallingStore.
+func newStallingHub(t *testing.T) (*courier.Hub, *stallingStore) {
+	t.Helper()
+	store, err := sqlite.Open(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	stall := &stallingStore{Store: store}
+	hub, err := courier.NewHub(courier.Config{Store: stall})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_ = hub.Close()
+		_ = store.Close()
+	})
+	return hub, stall
+}
+
 func (s *stallingStore) Append(ctx context.Context, batch []*courier.Envelope) error {
 	err := s.Store.Append(ctx, batch)
 	if s.committed != nil {
@@ -266,19 +285,7 @@ func TestResumePastHeadWhileMessageInFlight(t *testing.T) {
 }
 
 func resumePastHeadInFlight(t *testing.T, warm bool) {
-	store, err := sqlite.Open(t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	stall := &stallingStore{Store: store}
-	hub, err := courier.NewHub(courier.Config{Store: stall})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		_ = hub.Close()
-		_ = store.Close()
-	})
+	hub, stall := newStallingHub(t)
 	ctx := context.Background()
 	rec := &recorder{}
 	c := hub.NewConn(courier.Identity{User: "bob"}, rec)
@@ -324,19 +331,7 @@ func resumePastHeadInFlight(t *testing.T, warm bool) {
 // attach: a message stored after that, and routed only after the replay
 // read the head again, still arrives, once.
 func TestSinceBeyondHeadWhileMessageInFlight(t *testing.T) {
-	store, err := sqlite.Open(t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	stall := &stallingStore{Store: store}
-	hub, err := courier.NewHub(courier.Config{Store: stall})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		_ = hub.Close()
-		_ = store.Close()
-	})
+	hub, stall := newStallingHub(t)
 	ctx := context.Background()
 	if _, err := hub.Send(ctx, courier.Outgoing{From: "alice", To: "bob"}); err != nil {
 		t.Fatal(err) // seq 1: before the connection
