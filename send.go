@@ -75,11 +75,12 @@ func (h *Hub) Post(o Outgoing, done func(Receipt, error)) {
 // that o and the message stay on the stack: the durable path keeps both.
 func (h *Hub) postVolatile(o *Outgoing, done func(Receipt, error)) {
 	h.metrics.MessageIn(false)
-	d := &Delivery{Message: Message{ID: h.ids.next(), From: o.From, To: o.To, Room: o.Room, Event: o.Event, Data: o.Data, Time: Now()}}
+	msg := Message{ID: h.ids.next(), From: o.From, To: o.To, Room: o.Room, Event: o.Event, Data: o.Data, Time: Now()}
 	if id, ok := ConnTarget(o.To); ok && h.cl != nil && nodeOf(id) != h.node {
-		h.cl.sendConn(id, d.Message, done)
+		h.cl.sendConn(id, msg, done)
 		return
 	}
+	d := &Delivery{Message: msg}
 	n, err := h.deliverVolatile(o, d)
 	done(Receipt{ID: d.ID, Delivered: n}, err)
 }
