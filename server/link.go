@@ -146,7 +146,7 @@ func (l *link) write(f []byte) {
 		l.Close(courier.CloseSlowConsumer, "slow consumer: resume to catch up")
 		return
 	}
-	if l.qbuf == nil {
+	if l.queue == nil {
 		l.qbuf = queuePool.Get().(*[][]byte)
 		l.queue = (*l.qbuf)[:0]
 	}
