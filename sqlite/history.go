@@ -71,18 +71,8 @@ func (s *Store) History(ctx context.Context, user, peer string, beforeSeq uint64
 	}
 	rows, err := s.r.history.QueryContext(ctx, user, peer, before(beforeSeq), limit)
 	if err == nil {
-		defer rows.Close()
-		out := make([]courier.Message, 0, min(limit, 64))
-		for rows.Next() {
-			var st uint8
-			m, err := scanMessage(rows, &st)
-			if err != nil {
-				return nil, fmt.Errorf("history %s with %s: %w", user, peer, err)
-			}
-			m.Status = courier.Status(st)
-			out = append(out, m)
-		}
-		if err = rows.Err(); err == nil {
+		var out []courier.Message
+		if out, err = scanMessages(rows, limit, true); err == nil {
 			return out, nil
 		}
 	}
@@ -102,7 +92,7 @@ func (s *Store) RoomHistory(ctx context.Context, room string, beforeSeq uint64, 
 	rows, err := s.r.roomHistory.QueryContext(ctx, room, before(beforeSeq), limit)
 	if err == nil {
 		var out []courier.Message
-		if out, err = scanMessages(rows, limit); err == nil {
+		if out, err = scanMessages(rows, limit, false); err == nil {
 			return out, nil
 		}
 	}

@@ -70,7 +70,7 @@ func (s *Store) Inbox(ctx context.Context, user string, after uint64, limit int)
 	if err != nil {
 		return nil, fmt.Errorf("inbox %s after %d: %w", user, after, err)
 	}
-	out, err := scanMessages(rows, limit)
+	out, err := scanMessages(rows, limit, false)
 	if err != nil {
 		return nil, fmt.Errorf("inbox %s after %d: %w", user, after, err)
 	}
@@ -78,15 +78,22 @@ func (s *Store) Inbox(ctx context.Context, user string, after uint64, limit int)
 }
 
 // scanMessages reads rows of (seq, id, sender, recipient, room, event,
-// data, ts), up to limit of them, and closes rows.
-func scanMessages(rows *sql.Rows, limit int) ([]courier.Message, error) {
+// data, ts) and, with status, the message's courier.Status, up to limit of
+// them, and closes rows.
+func scanMessages(rows *sql.Rows, limit int, status bool) ([]courier.Message, error) {
 	defer rows.Close()
 	out := make([]courier.Message, 0, min(limit, 64))
+	var st uint8
+	var more []any
+	if status {
+		more = []any{&st}
+	}
 	for rows.Next() {
-		m, err := scanMessage(rows)
+		m, err := scanMessage(rows, more...)
 		if err != nil {
 			return nil, err
 		}
+		m.Status = courier.Status(st)
 		out = append(out, m)
 	}
 	return out, rows.Err()

@@ -58,7 +58,7 @@ func (s *Store) Search(ctx context.Context, user string, q courier.Query, limit 
 	rows, err := s.reader.QueryContext(ctx, sqlFound, user, "["+strings.Join(pks, ",")+"]")
 	if err == nil {
 		var out []courier.Message
-		if out, err = scanMessages(rows, limit); err == nil {
+		if out, err = scanMessages(rows, limit, false); err == nil {
 			return out, nil
 		}
 	}
