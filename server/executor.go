@@ -5,16 +5,17 @@ import (
 	"sync"
 )
 
-// executor runs nbio's per-connection message jobs on long-lived workers.
-// nbio's default pool starts a goroutine per burst of frames; each starts
-// with a small stack and grows it (a copy) as the handler goes deep, which
-// took 8-23% of the server's CPU at 20,000 msg/s (docs/benchmarks.md). A
-// worker keeps its grown stack from one job to the next. nbio orders the
-// jobs of one connection itself, so any worker may take any job.
+// executor runs the connections' backlogs (backlog.go) — the frames that may
+// block, and what follows them — on long-lived workers. A goroutine per job
+// would start with a small stack and grow it (a copy) as the handler goes
+// deep, which took 8-23% of the server's CPU at 20,000 msg/s when every
+// frame went through here (docs/benchmarks.md); a worker keeps its grown
+// stack from one job to the next. A link's backlog has one job running at
+// a time, so any worker may take any job.
 //
 // When every worker is busy (handlers that wait for the store or the
-// cluster), a job gets a goroutine of its own, as with nbio's pool, so a
-// slow handler never holds up the others.
+// cluster), a job gets a goroutine of its own, so a slow handler never
+// holds up the others.
 type executor struct {
 	work chan func()
 	stop chan struct{}

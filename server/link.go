@@ -43,6 +43,12 @@ type link struct {
 	closing  atomic.Bool
 	waiters  atomic.Int32 // replays waiting in Drained
 
+	// The backlog of frames a worker handles (backlog.go): held while it
+	// has jobs or a worker works through them.
+	held  atomic.Bool
+	jobMu sync.Mutex
+	jobs  []func()
+
 	mu     sync.Mutex // guards queue, wake, tokens, last
 	queue  [][]byte
 	qbuf   *[][]byte     // queue's array, from queuePool: a busy link reuses it, an idle one holds none

@@ -64,6 +64,12 @@ type Config struct {
 	// PingInterval is how often the server pings each connection (default
 	// 25s); a connection silent for 2.5 intervals is closed.
 	PingInterval time.Duration
+	// Pollers is how many event loops read the connections (default: one
+	// per P but one, GOMAXPROCS-1, at least 1). Each handles its
+	// connections' frames itself and blocks in epoll_wait holding a P; the
+	// P left over runs the writers, the store's commits and the garbage
+	// collector (docs/benchmarks.md, "One event loop").
+	Pollers int
 
 	// Logger receives the server's logs; slog.Default() when nil.
 	Logger *slog.Logger
@@ -94,6 +100,9 @@ func (c *Config) defaults() error {
 	if c.PingInterval <= 0 {
 		c.PingInterval = 25 * time.Second
 	}
+	if c.Pollers <= 0 {
+		c.Pollers = max(1, runtime.GOMAXPROCS(0)-1)
+	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()
 	}
@@ -114,6 +123,8 @@ type Server struct {
 	conns    atomic.Int64
 	stop     chan struct{}
 	flushers []*flusher
+	earlyMu  sync.Mutex                 // guards early
+	early    map[*websocket.Conn]*early // connections upgraded but not yet given a link
 	nextFl   atomic.Uint32
 	workers  sync.WaitGroup // the pinger and the flushers
 	ready    atomic.Bool
@@ -132,8 +143,8 @@ func New(cfg Config) (*Server, error) {
 	setNBIOLogger(s.log)
 	s.exec = newExecutor()
 	s.engine = nbhttp.NewEngine(nbhttp.Config{
-		ServerExecutor:          s.exec.run,
-		NPoller:                 runtime.GOMAXPROCS(0),
+		ServerExecutor:          inline,
+		NPoller:                 cfg.Pollers,
 		ReleaseWebsocketPayload: true,
 		ReadBufferSize:          16 << 10,
 	})
@@ -166,6 +177,11 @@ func New(cfg Config) (*Server, error) {
 	s.ready.Store(true)
 	return s, nil
 }
+
+// inline is nbio's executor: a connection's jobs (its frames, its close) run
+// on the poller that read them, which hands the ones that may block to a
+// worker itself (backlog.go).
+func inline(f func()) { f() }
 
 // Handler returns the server's HTTP handler, to mount on any net/http server.
 func (s *Server) Handler() http.Handler { return s.mux }

@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"runtime/debug"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/lesismal/nbio"
@@ -85,6 +86,7 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 	}
 	raw, ok := ws.Conn.(*nbio.Conn)
 	if !ok {
+		s.forgetEarly(ws)
 		s.conns.Add(-1)
 		s.log.Error("upgrade: connection not handed to the poller", "type", fmt.Sprintf("%T", ws.Conn))
 		_ = ws.Close()
@@ -95,13 +97,26 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 	_ = raw.SetReadDeadline(time.Now().Add(s.upgrader.KeepaliveTime))
 	l := &link{srv: s, ws: ws, raw: raw, flusher: s.flushers[s.nextFl.Add(1)%uint32(len(s.flushers))], deflate: s.cfg.Compression && offersDeflate(r), msgpack: ws.Subprotocol() == protocol.SubprotocolMsgpack}
 	l.conn = s.hub.NewConn(id, l)
-	ws.SetSession(l)
+	if hook := testHookUpgraded.Load(); hook != nil {
+		(*hook)()
+	}
+	// Frames that arrive from here on wait in the held backlog until the
+	// welcome is out (backlog.go).
+	if !s.adopt(ws, l) {
+		s.conns.Add(-1) // closed already
+		return
+	}
 	// The welcome goes out once the connection is attached: a client that
 	// has it gets every message stored after it.
 	s.hub.Attach(l.conn, since, func() {
 		l.reply(func(b []byte) []byte { return protocol.AppendWelcome(b, id.User, l.conn.ID()) })
 	})
+	l.release()
 }
+
+// testHookUpgraded, when set by a test, runs between the upgrade and the
+// connection's link: frames and closes that come then take the early path.
+var testHookUpgraded atomic.Pointer[func()]
 
 // offersDeflate reports whether the client offered permessage-deflate, which
 // the upgrader then accepted (it accepts any offer when compression is on).
@@ -138,22 +153,42 @@ func parseUint(v string) (uint64, bool) {
 }
 
 func (s *Server) onClose(ws *websocket.Conn, _ error) {
-	l, ok := ws.Session().(*link)
+	l, ok := ws.SessionWithLock().(*link)
 	if !ok {
+		s.closedEarly(ws)
 		return
 	}
 	l.closing.Store(true)
-	// The slot frees first: once the hub no longer counts the connection,
-	// the limit must not count it either.
-	s.conns.Add(-1)
-	s.hub.Detach(l.conn)
+	// The connection leaves after the frames it sent before it closed.
+	detach := func() {
+		// The slot frees first: once the hub no longer counts the
+		// connection, the limit must not count it either.
+		s.conns.Add(-1)
+		s.hub.Detach(l.conn)
+	}
+	if !l.later(detach, false) {
+		detach()
+	}
 }
 
-// onMessage handles one client frame. nbio runs it on a worker, one frame at
-// a time per connection, in the order the frames arrived.
+// onMessage handles one client frame. nbio calls it on the poller, one
+// frame at a time per connection, in the order the frames arrived; it
+// handles the frame there or queues it in the link's backlog (backlog.go).
 func (s *Server) onMessage(ws *websocket.Conn, mt websocket.MessageType, data []byte) {
-	l, ok := ws.Session().(*link)
-	if !ok || l.closing.Load() {
+	l, ok := ws.SessionWithLock().(*link)
+	if !ok {
+		if s.keepEarly(ws, mt, data) {
+			return
+		}
+		l = ws.SessionWithLock().(*link)
+	}
+	s.process(l, mt, data, false)
+}
+
+// process handles a frame of l now, or queues it behind l's backlog; the
+// backlog's own worker (owner) handles it now in any case.
+func (s *Server) process(l *link, mt websocket.MessageType, data []byte, owner bool) {
+	if l.closing.Load() {
 		return
 	}
 	s.metrics.framesIn.Inc()
@@ -167,30 +202,49 @@ func (s *Server) onMessage(ws *websocket.Conn, mt websocket.MessageType, data []
 	// Every data message counts against the rate, whatever it holds: each
 	// one that is refused still costs the server an error reply.
 	if !l.allow(time.Now()) {
-		l.fail(protocol.Errorf(l.frameID(mt, data), protocol.CodeRateLimited, "more than %g frames per second", s.cfg.RateLimit))
+		l.failInOrder(owner, protocol.Errorf(l.frameID(mt, data), protocol.CodeRateLimited, "more than %g frames per second", s.cfg.RateLimit))
 		return
 	}
 	switch {
 	case l.msgpack && mt == websocket.BinaryMessage:
 		js, err := protocol.MsgpackToJSON(data)
 		if err != nil {
-			l.fail(protocol.Errorf("", protocol.CodeBadRequest, "%v", err))
+			l.failInOrder(owner, protocol.Errorf("", protocol.CodeBadRequest, "%v", err))
 			return
 		}
 		data = js
 	case l.msgpack:
-		l.fail(protocol.Errorf("", protocol.CodeBadRequest, "courier.msgpack frames are binary messages"))
+		l.failInOrder(owner, protocol.Errorf("", protocol.CodeBadRequest, "courier.msgpack frames are binary messages"))
 		return
 	case mt != websocket.TextMessage:
-		l.fail(protocol.Errorf("", protocol.CodeBadRequest, "frames are JSON text messages (or choose the courier.msgpack subprotocol)"))
+		l.failInOrder(owner, protocol.Errorf("", protocol.CodeBadRequest, "frames are JSON text messages (or choose the courier.msgpack subprotocol)"))
 		return
 	}
 	var f protocol.Frame
 	if err := protocol.DecodeInto(data, &f); err != nil {
-		l.fail(err)
+		l.failInOrder(owner, err)
 		return
 	}
-	s.handle(l, &f)
+	block := mayBlock(&f)
+	if owner || !block && !l.held.Load() {
+		s.handle(l, &f)
+		return
+	}
+	// The frame was decoded into copies (protocol.DecodeInto): it may wait
+	// in the backlog after nbio has reused data.
+	queued := new(protocol.Frame)
+	*queued = f
+	if !l.later(func() { s.handle(l, queued) }, block) {
+		s.handle(l, queued)
+	}
+}
+
+// failInOrder sends an error reply, after the backlog when there is one
+// and the caller is not its owner.
+func (l *link) failInOrder(owner bool, err error) {
+	if owner || !l.later(func() { l.fail(err) }, false) {
+		l.fail(err)
+	}
 }
 
 // frameID digs the id out of a message of type mt that will not be

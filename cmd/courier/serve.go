@@ -50,6 +50,7 @@ func serveFlags(stderr io.Writer) (*flag.FlagSet, *serveConfig) {
 	fs.Float64Var(&c.srv.RateLimit, "rate", 1000, "frames per second a connection may send (negative: no limit)")
 	fs.IntVar(&c.srv.RateBurst, "rate-burst", 2000, "frames a connection may send at once above --rate")
 	fs.DurationVar(&c.srv.PingInterval, "ping-interval", 25*time.Second, "how often connections are pinged; 2.5 intervals of silence close one")
+	fs.IntVar(&c.srv.Pollers, "pollers", 0, "event loops that read and handle connections (0: GOMAXPROCS-1, at least 1)")
 	fs.BoolVar(&c.srv.Compression, "compress", false, "offer permessage-deflate to clients that ask (costs CPU; see docs/benchmarks.md)")
 	fs.StringVar(&c.store, "store", "", "shared store for a cluster: postgres://USER@HOST:PORT/DB (default: SQLite in --data)")
 	fs.StringVar(&c.broker, "broker", "", "broker joining the nodes of a cluster: nats://HOST:PORT or redis://HOST:PORT (default: a single node)")
@@ -135,7 +136,8 @@ func runServer(c *serveConfig, log *slog.Logger, stdout io.Writer) error {
 	if runtime.GOMAXPROCS(0) < 2 {
 		// nbio's pollers block in epoll_wait holding their P; with only
 		// one P, every other goroutine then waits for the runtime to take
-		// it back (up to 10-20 ms). A second P costs nothing on one core.
+		// it back (up to 10-20 ms). A second P costs nothing on one core,
+		// and the server then runs one poller (server.Config.Pollers).
 		runtime.GOMAXPROCS(2)
 	}
 	store, err := openStore(c, log)

@@ -1,0 +1,221 @@
+package server_test
+
+import (
+	"context"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/coder/websocket"
+
+	"github.com/courier-im/courier"
+	"github.com/courier-im/courier/internal/testnode"
+	"github.com/courier-im/courier/server"
+)
+
+// gatedStore is a real store whose Search waits until the gate opens, so
+// that a frame that may block is certainly still being handled.
+type gatedStore struct {
+	courier.Store
+	entered chan struct{}
+	gate    chan struct{}
+}
+
+func (s *gatedStore) Search(ctx context.Context, user string, q courier.Query, limit int) ([]courier.Message, error) {
+	s.entered <- struct{}{}
+	<-s.gate
+	return s.Store.Search(ctx, user, q, limit)
+}
+
+// startGated runs a node whose Search blocks until the returned function
+// is called (once).
+func startGated(t *testing.T) (*node, *gatedStore, func()) {
+	gs := &gatedStore{entered: make(chan struct{}, 16), gate: make(chan struct{})}
+	n := testnode.StartWith(t, "", testSecret, testAPIKey, func(c *courier.Config) {
+		gs.Store = c.Store
+		c.Store = gs
+	})
+	opened := false
+	open := func() {
+		if !opened {
+			opened = true
+			close(gs.gate)
+		}
+	}
+	t.Cleanup(open) // a failed test must not leave a handler waiting
+	return &node{Node: n, t: t, url: n.URL, hub: n.Hub}, gs, open
+}
+
+// A frame that waits for the store holds up its own connection's later
+// frames, in order, and nobody else's: the poller goes on handling the
+// other connections.
+func TestBlockingFrameStallsOnlyItsConnection(t *testing.T) {
+	n, gs, open := startGated(t)
+	alice, bob, carol := n.dial("alice"), n.dial("bob"), n.dial("carol")
+
+	alice.send(`{"type":"search","id":"s","q":"pizza"}`)
+	<-gs.entered
+	alice.send(`{"type":"ping","id":"p"}`)
+	alice.send(`{"type":"send","id":"v","to":"bob","volatile":true,"data":"after the search"}`)
+
+	// Meanwhile everyone else is served.
+	bob.send(`{"type":"send","id":"1","to":"carol","volatile":true,"data":"hi"}`)
+	if a := bob.expect("ack"); a["id"] != "1" {
+		t.Fatalf("bob's ack: %v", a)
+	}
+	if m := carol.expect("message"); m["data"] != "hi" {
+		t.Fatalf("carol got %v", m)
+	}
+	carol.send(`{"type":"ping","id":"c"}`)
+	carol.expect("pong")
+	alice.quiet(200 * time.Millisecond) // her frames wait behind the search
+	bob.quiet(0)
+
+	open()
+	if h := alice.expect("history"); h["id"] != "s" {
+		t.Fatalf("first reply: %v", h)
+	}
+	if p := alice.expect("pong"); p["id"] != "p" {
+		t.Fatalf("second reply: %v", p)
+	}
+	if a := alice.expect("ack"); a["id"] != "v" {
+		t.Fatalf("third reply: %v", a)
+	}
+	if m := bob.expect("message"); m["data"] != "after the search" {
+		t.Fatalf("bob got %v", m)
+	}
+
+	// The backlog is empty again: alice's frames are handled as they come.
+	alice.send(`{"type":"ping","id":"q"}`)
+	if p := alice.expect("pong"); p["id"] != "q" {
+		t.Fatalf("after the backlog: %v", p)
+	}
+}
+
+// Replies come in the order of the frames, whichever of them waited in the
+// backlog and whichever were refused. (A durable send's ack comes once it
+// is stored, which later frames do not wait for; it is left out here.)
+func TestRepliesKeepFrameOrder(t *testing.T) {
+	n := start(t, "")
+	c := n.dial("alice")
+	n.dial("bob")
+	frames := []string{
+		`{"type":"ping","id":"1"}`,
+		`{"type":"history","id":"2","with":"bob"}`, // reads the store: backlog
+		`{"type":"send","id":"3","to":"bob","volatile":true,"data":"live"}`,
+		`{"type":"ping","id":"4"}`,
+		`{"type":"nonsense","id":"5"}`,
+		`{"type":"history","id":"6","with":"bob"}`,
+		`not json`,
+		`{"type":"ping","id":"8"}`,
+	}
+	for round := range 20 {
+		for _, f := range frames {
+			c.send(f)
+		}
+		want := []string{"pong 1", "history 2", "ack 3", "pong 4", "error 5", "history 6", "error <nil>", "pong 8"}
+		for i, w := range want {
+			m := c.next()
+			if got := fmt.Sprintf("%v %v", m["type"], m["id"]); got != w {
+				t.Fatalf("round %d, reply %d: want %s, got %v", round, i, w, m)
+			}
+		}
+	}
+}
+
+// A client may send as soon as the handshake is done, before its welcome
+// and even before the server has set the connection up: nothing is lost,
+// the welcome comes first, and the replies follow in order.
+func TestFramesBeforeTheWelcome(t *testing.T) {
+	for _, early := range []bool{false, true} {
+		t.Run(fmt.Sprintf("before-link=%v", early), func(t *testing.T) {
+			n := start(t, "")
+			bob := n.dial("bob")
+			hold := make(chan struct{})
+			if early {
+				server.SetTestHookUpgraded(func() { <-hold })
+				t.Cleanup(func() { server.SetTestHookUpgraded(nil) })
+			} else {
+				close(hold)
+			}
+			c := n.dialRaw("alice")
+			c.send(`{"type":"ping","id":"1"}`)
+			c.send(`{"type":"history","id":"2","with":"bob"}`)
+			c.send(`{"type":"send","id":"3","to":"bob","volatile":true,"data":"first words"}`)
+			c.send(`{"type":"ping","id":"4"}`)
+			c.send(`{"type":"send","id":"5","to":"bob","data":"stored words"}`)
+			if early {
+				time.Sleep(50 * time.Millisecond) // the poller reads them while serveWS waits
+				close(hold)
+			}
+			if w := c.next(); w["type"] != "welcome" {
+				t.Fatalf("first frame: %v", w)
+			}
+			for i, want := range []string{"pong 1", "history 2", "ack 3", "pong 4", "ack 5"} {
+				m := c.next()
+				if got := fmt.Sprintf("%v %v", m["type"], m["id"]); got != want {
+					t.Fatalf("reply %d: want %s, got %v", i, want, m)
+				}
+			}
+			for _, want := range []string{"first words", "stored words"} {
+				if m := bob.expect("message"); m["data"] != want {
+					t.Fatalf("bob got %v, want %q", m, want)
+				}
+			}
+		})
+	}
+}
+
+// A client that floods the server before its connection is set up is
+// closed with 1008, not silently trimmed.
+func TestFloodBeforeTheLink(t *testing.T) {
+	n := start(t, "")
+	hold := make(chan struct{})
+	server.SetTestHookUpgraded(func() { <-hold })
+	t.Cleanup(func() { server.SetTestHookUpgraded(nil) })
+	c := n.dialRaw("alice")
+	for i := range 80 {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		err := c.ws.Write(ctx, websocket.MessageText, fmt.Appendf(nil, `{"type":"ping","id":"%d"}`, i))
+		cancel()
+		if err != nil {
+			break // closed under us
+		}
+	}
+	time.Sleep(50 * time.Millisecond)
+	close(hold)
+	if code := c.closeCode(); code != websocket.StatusPolicyViolation {
+		t.Fatalf("close code %d, want 1008", code)
+	}
+	waitConns(t, n, 0)
+}
+
+// A connection that closes between its upgrade and its setup is not left
+// attached, nor counted against --max-conns.
+func TestCloseBeforeTheLink(t *testing.T) {
+	n := start(t, "", func(c *server.Config) { c.MaxConns = 1 })
+	hold := make(chan struct{})
+	server.SetTestHookUpgraded(func() { <-hold })
+	c := n.dialRaw("alice")
+	c.close()
+	time.Sleep(100 * time.Millisecond) // the server sees the close while setup waits
+	server.SetTestHookUpgraded(nil)
+	close(hold)
+	waitConns(t, n, 0)
+	// The slot is free again.
+	d := n.dial("bob")
+	d.send(`{"type":"ping","id":"1"}`)
+	d.expect("pong")
+}
+
+// waitConns waits until the hub counts want connections.
+func waitConns(t *testing.T, n *node, want int) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for n.hub.ConnCount() != want {
+		if time.Now().After(deadline) {
+			t.Fatalf("hub counts %d connections, want %d", n.hub.ConnCount(), want)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
