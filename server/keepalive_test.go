@@ -103,3 +103,28 @@ func TestTokensNeverLogged(t *testing.T) {
 		t.Fatal("the test captured no logs at all")
 	}
 }
+
+// Frames count as signs of life as much as pongs do: a client that sends
+// but never reads (so never answers a ping) stays connected.
+func TestSendingKeepsAConnectionAlive(t *testing.T) {
+	n := start(t, "", func(c *server.Config) { c.PingInterval = 200 * time.Millisecond })
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	ws, _, err := websocket.Dial(ctx, n.wsURL("carol"), nil) // never reads
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ws.CloseNow()
+	waitFor(t, func() bool { return n.hub.Connections("carol") == 1 })
+	for range 12 { // 1.2 s: four intervals, past the 2.5-3 of silence that close
+		if err := ws.Write(ctx, websocket.MessageText, []byte(`{"type":"send","to":"dave","volatile":true}`)); err != nil {
+			t.Fatalf("write: %v", err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if n.hub.Connections("carol") != 1 {
+		t.Fatal("a connection that kept sending was closed as silent")
+	}
+	// Once it falls silent it goes.
+	waitFor(t, func() bool { return n.hub.Connections("carol") == 0 })
+}

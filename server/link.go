@@ -42,6 +42,8 @@ type link struct {
 	flushing atomic.Bool  // one flusher at a time
 	closing  atomic.Bool
 	waiters  atomic.Int32 // replays waiting in Drained
+	heard    atomic.Bool  // a frame, ping or pong came since the pinger last looked
+	silent   uint8        // the pinger's looks in a row that found heard unset; the pinger's own
 
 	// The backlog of frames a worker handles (backlog.go): held while it
 	// has jobs or a worker works through them.

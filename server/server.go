@@ -62,7 +62,8 @@ type Config struct {
 	// for bandwidth (docs/benchmarks.md has the cost).
 	Compression bool
 	// PingInterval is how often the server pings each connection (default
-	// 25s); a connection silent for 2.5 intervals is closed.
+	// 25s); a connection silent (no frame, ping or pong) for 2.5 to 3
+	// intervals is closed.
 	PingInterval time.Duration
 	// Pollers is how many event loops read the connections (default: one
 	// per P but one, GOMAXPROCS-1, at least 1). Each handles its
@@ -223,14 +224,16 @@ func (s *Server) Close() error {
 }
 
 // pinger pings every connection each PingInterval, so that browsers (which
-// never ping) keep their connection alive and dead peers are found; it also
-// closes connections whose token has expired.
+// never ping) keep their connection alive, and closes the connections it
+// has not heard from in 2.5 to 3 intervals (dead peers, and clients that
+// never answer); it also closes connections whose token has expired. It
+// looks every half interval.
 func (s *Server) pinger() {
 	defer s.workers.Done()
-	t := time.NewTicker(s.cfg.PingInterval)
+	t := time.NewTicker(s.cfg.PingInterval / 2)
 	defer t.Stop()
 	ping := []byte{0x89, 0}
-	for {
+	for tick := 1; ; tick++ {
 		select {
 		case <-s.stop:
 			return
@@ -241,12 +244,26 @@ func (s *Server) pinger() {
 					l.Close(CloseTokenExpired, "token expired")
 					return true
 				}
-				l.write(ping)
+				if l.heard.Swap(false) {
+					l.silent = 0
+				} else if l.silent++; l.silent >= silentLooks {
+					s.log.Debug("closing a silent connection", c.LogAttrs()...)
+					_ = l.ws.Close()
+					return true
+				}
+				if tick%2 == 0 {
+					l.write(ping)
+				}
 				return true
 			})
 		}
 	}
 }
+
+// silentLooks is how many half-interval looks in a row must find nothing
+// heard from a connection before the pinger closes it: the silence then
+// lasted at least 2.5 intervals.
+const silentLooks = 6
 
 // CloseTokenExpired is the close code of a connection whose token expired.
 const CloseTokenExpired = 4003

@@ -21,7 +21,21 @@ func (s *Server) newUpgrader() *websocket.Upgrader {
 	u.Engine = s.engine
 	u.CheckOrigin = func(*http.Request) bool { return true } // tokens, not cookies, authenticate
 	u.MessageLengthLimit = s.cfg.MaxMessage
-	u.KeepaliveTime = s.cfg.PingInterval*2 + s.cfg.PingInterval/2
+	// No KeepaliveTime: nbio would reset a timer of the connection on every
+	// message; the pinger finds silent connections instead (heard).
+	u.SetPingHandler(func(ws *websocket.Conn, data string) {
+		if l, ok := ws.SessionWithLock().(*link); ok {
+			l.heard.Store(true)
+			l.write(appendFrame(nil, 0x8a, []byte(data)))
+			return
+		}
+		_ = ws.WriteMessage(websocket.PongMessage, []byte(data))
+	})
+	u.SetPongHandler(func(ws *websocket.Conn, _ string) {
+		if l, ok := ws.SessionWithLock().(*link); ok {
+			l.heard.Store(true)
+		}
+	})
 	u.EnableCompression(s.cfg.Compression)
 	u.Subprotocols = []string{protocol.SubprotocolJSON, protocol.SubprotocolMsgpack}
 	u.OnMessage(s.onMessage)
@@ -92,9 +106,6 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 		_ = ws.Close()
 		return
 	}
-	// nbio set the keepalive deadline on the conn it was handed, not on the
-	// poller's; a client that never sends must still time out.
-	_ = raw.SetReadDeadline(time.Now().Add(s.upgrader.KeepaliveTime))
 	l := &link{srv: s, ws: ws, raw: raw, flusher: s.flushers[s.nextFl.Add(1)%uint32(len(s.flushers))], deflate: s.cfg.Compression && offersDeflate(r), msgpack: ws.Subprotocol() == protocol.SubprotocolMsgpack}
 	l.conn = s.hub.NewConn(id, l)
 	if hook := testHookUpgraded.Load(); hook != nil {
@@ -191,6 +202,7 @@ func (s *Server) process(l *link, mt websocket.MessageType, data []byte, owner b
 	if l.closing.Load() {
 		return
 	}
+	l.heard.Store(true)
 	s.metrics.framesIn.Inc()
 	defer func() {
 		// A bug must cost one frame, not the server.

@@ -49,7 +49,7 @@ func serveFlags(stderr io.Writer) (*flag.FlagSet, *serveConfig) {
 	fs.IntVar(&c.srv.MaxConns, "max-conns", 200000, "most WebSocket connections on this node; more get HTTP 503")
 	fs.Float64Var(&c.srv.RateLimit, "rate", 1000, "frames per second a connection may send (negative: no limit)")
 	fs.IntVar(&c.srv.RateBurst, "rate-burst", 2000, "frames a connection may send at once above --rate")
-	fs.DurationVar(&c.srv.PingInterval, "ping-interval", 25*time.Second, "how often connections are pinged; 2.5 intervals of silence close one")
+	fs.DurationVar(&c.srv.PingInterval, "ping-interval", 25*time.Second, "how often connections are pinged; a connection silent for 2.5 to 3 intervals is closed")
 	fs.IntVar(&c.srv.Pollers, "pollers", 0, "event loops that read and handle connections (0: GOMAXPROCS-1, at least 1)")
 	fs.BoolVar(&c.srv.Compression, "compress", false, "offer permessage-deflate to clients that ask (costs CPU; see docs/benchmarks.md)")
 	fs.StringVar(&c.store, "store", "", "shared store for a cluster: postgres://USER@HOST:PORT/DB (default: SQLite in --data)")
