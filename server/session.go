@@ -21,8 +21,10 @@ func (s *Server) newUpgrader() *websocket.Upgrader {
 	u.Engine = s.engine
 	u.CheckOrigin = func(*http.Request) bool { return true } // tokens, not cookies, authenticate
 	u.MessageLengthLimit = s.cfg.MaxMessage
-	// No KeepaliveTime: nbio would reset a timer of the connection on every
-	// message; the pinger finds silent connections instead (heard).
+	// No keepalive deadline (nbio's default is 120s): nbio would reset a
+	// timer of the connection on every message; the pinger finds silent
+	// connections instead (heard).
+	u.KeepaliveTime = 0
 	u.SetPingHandler(func(ws *websocket.Conn, data string) {
 		if l, ok := ws.SessionWithLock().(*link); ok {
 			l.heard.Store(true)
