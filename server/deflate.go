@@ -2,8 +2,9 @@ package server
 
 import (
 	"bytes"
-	"compress/flate"
 	"sync"
+
+	"github.com/klauspost/compress/flate"
 
 	"github.com/courier-im/courier"
 )

@@ -1,12 +1,13 @@
 package load
 
 import (
-	"compress/flate"
 	"errors"
 	"fmt"
 	"io"
 	"strings"
 	"sync"
+
+	"github.com/klauspost/compress/flate"
 )
 
 // permessage-deflate (RFC 7692) for the load generator's WebSocket client,
