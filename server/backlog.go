@@ -74,6 +74,23 @@ func (l *link) later(job func(), block bool) bool {
 	return true
 }
 
+// full reports whether n more bytes of frames would take the backlog past
+// MaxBacklog. Only the poller adds frames to it, so the answer does not
+// turn false to true behind the poller's back.
+func (l *link) full(n int) bool {
+	return l.held.Load() && l.waiting.Load()+int64(n) > int64(l.srv.cfg.MaxBacklog)
+}
+
+// dropBacklog forgets the jobs that wait (the one a worker runs goes on).
+// Called on the poller, before any close of the connection is queued.
+func (l *link) dropBacklog() {
+	l.jobMu.Lock()
+	clear(l.jobs)
+	l.jobs = l.jobs[:0]
+	l.waiting.Store(0)
+	l.jobMu.Unlock()
+}
+
 // release ends the hold a new connection starts with: what queued up
 // meanwhile is handled by a worker, then frames by the poller again.
 func (l *link) release() {

@@ -219,3 +219,63 @@ func waitConns(t *testing.T, n *node, want int) {
 		time.Sleep(10 * time.Millisecond)
 	}
 }
+
+// A client that piles up frames behind a slow one past --max-backlog is
+// closed with 1008; the replies made before go out first, the frames that
+// waited are not handled.
+func TestBacklogLimit(t *testing.T) {
+	gs := &gatedStore{entered: make(chan struct{}, 16), gate: make(chan struct{})}
+	tn := testnode.StartWith(t, "", testSecret, testAPIKey, func(c *courier.Config) {
+		gs.Store = c.Store
+		c.Store = gs
+	}, func(c *server.Config) { c.MaxBacklog = 1000 })
+	t.Cleanup(func() {
+		select {
+		case <-gs.gate:
+		default:
+			close(gs.gate)
+		}
+	})
+	n := &node{Node: tn, t: t, url: tn.URL, hub: tn.Hub}
+	bob := n.dial("bob")
+	c := n.dial("alice")
+	c.send(`{"type":"ping","id":"first"}`)
+	c.expect("pong")
+	c.send(`{"type":"search","id":"s","q":"x"}`)
+	<-gs.entered
+	// Each frame is 75 bytes: 13 fit in 1,000, the 14th does not.
+	for i := range 14 {
+		c.send(fmt.Sprintf(`{"type":"send","id":"w%02d","to":"bob","volatile":true,"data":"waited......"}`, i))
+	}
+	if code := c.closeCode(); code != websocket.StatusPolicyViolation {
+		t.Fatalf("close code %d, want 1008", code)
+	}
+	close(gs.gate)
+	bob.quiet(300 * time.Millisecond) // the frames that waited were dropped, not handled
+	// Other connections are untouched.
+	d := n.dial("carol")
+	d.send(`{"type":"ping","id":"1"}`)
+	d.expect("pong")
+}
+
+// Under the limit, a backlog is worked through in full.
+func TestBacklogUnderTheLimit(t *testing.T) {
+	n, gs, open := startGated(t)
+	bob := n.dial("bob")
+	c := n.dial("alice")
+	c.send(`{"type":"search","id":"s","q":"x"}`)
+	<-gs.entered
+	for i := range 200 {
+		c.send(fmt.Sprintf(`{"type":"send","id":"w%d","to":"bob","volatile":true,"data":%d}`, i, i))
+	}
+	open()
+	c.expect("history")
+	for i := range 200 {
+		if a := c.expect("ack"); a["id"] != fmt.Sprintf("w%d", i) {
+			t.Fatalf("ack %d: %v", i, a)
+		}
+		if m := bob.expect("message"); m["data"] != float64(i) {
+			t.Fatalf("message %d: %v", i, m)
+		}
+	}
+}

@@ -47,9 +47,10 @@ type link struct {
 
 	// The backlog of frames a worker handles (backlog.go): held while it
 	// has jobs or a worker works through them.
-	held  atomic.Bool
-	jobMu sync.Mutex
-	jobs  []func()
+	held    atomic.Bool
+	waiting atomic.Int64 // bytes of the frames in jobs
+	jobMu   sync.Mutex
+	jobs    []func()
 
 	mu     sync.Mutex // guards queue, wake, tokens, last
 	queue  [][]byte
@@ -311,6 +312,11 @@ func (l *link) Drained(ctx context.Context) error {
 // never calls back into the hub; the session's close handler detaches the
 // connection.
 func (l *link) Close(code int, reason string) {
+	l.closeWith(code, reason, code == courier.CloseSlowConsumer)
+}
+
+// closeWith is Close, dropping what is queued first when drop is set.
+func (l *link) closeWith(code int, reason string, drop bool) {
 	payload := make([]byte, 2, 2+len(reason))
 	binary.BigEndian.PutUint16(payload, uint16(code))
 	payload = append(payload, reason...)
@@ -320,7 +326,7 @@ func (l *link) Close(code int, reason string) {
 		l.mu.Unlock()
 		return
 	}
-	if code == courier.CloseSlowConsumer {
+	if drop {
 		// What is queued is stored; the client resumes to get it.
 		clear(l.queue)
 		l.queue = l.queue[:0]

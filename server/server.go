@@ -48,6 +48,12 @@ type Config struct {
 	// (default 1 MiB); a client that falls further behind is disconnected
 	// with close code 1008 and resumes from the store.
 	MaxQueue int
+	// MaxBacklog is the most bytes of one connection's frames that may wait
+	// behind a frame that blocks (a durable send, a history or search
+	// read), in the order they came (default 4 MiB); a client that sends
+	// more before they are handled is closed with code 1008, and the frames
+	// that waited are dropped unanswered.
+	MaxBacklog int
 	// MaxConns caps live WebSocket connections on this node (default
 	// 200000); past it, upgrades get HTTP 503.
 	MaxConns int
@@ -88,6 +94,9 @@ func (c *Config) defaults() error {
 	}
 	if c.MaxQueue <= 0 {
 		c.MaxQueue = 1 << 20
+	}
+	if c.MaxBacklog <= 0 {
+		c.MaxBacklog = 4 << 20
 	}
 	if c.MaxConns <= 0 {
 		c.MaxConns = 200000

@@ -205,6 +205,15 @@ func (s *Server) process(l *link, mt websocket.MessageType, data []byte, owner b
 		return
 	}
 	l.heard.Store(true)
+	if !owner && l.full(len(data)) {
+		// The client sends faster than its frames can be handled. The
+		// frames waiting were never handled and get no reply, as a client
+		// expects of frames it has no reply for; the replies already made
+		// go out before the close frame.
+		l.dropBacklog()
+		l.closeWith(courier.CloseSlowConsumer, "too many frames waiting", false)
+		return
+	}
 	s.metrics.framesIn.Inc()
 	defer func() {
 		// A bug must cost one frame, not the server.
@@ -248,7 +257,10 @@ func (s *Server) process(l *link, mt websocket.MessageType, data []byte, owner b
 	// in the backlog after nbio has reused data.
 	queued := new(protocol.Frame)
 	*queued = f
-	if !l.later(func() { s.handle(l, queued) }, block) {
+	size := int64(len(data))
+	l.waiting.Add(size)
+	if !l.later(func() { l.waiting.Add(-size); s.handle(l, queued) }, block) {
+		l.waiting.Add(-size)
 		s.handle(l, queued)
 	}
 }

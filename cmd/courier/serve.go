@@ -46,6 +46,7 @@ func serveFlags(stderr io.Writer) (*flag.FlagSet, *serveConfig) {
 	fs.BoolVar(&c.dev, "dev", false, "development mode: made-up secrets, /dev/token, the demo page")
 	fs.IntVar(&c.srv.MaxMessage, "max-message", 64<<10, "largest WebSocket message or API body in bytes; larger messages close the connection with 1009")
 	fs.IntVar(&c.srv.MaxQueue, "max-queue", 1<<20, "bytes a connection may have waiting to be sent before it is closed as a slow consumer (1008)")
+	fs.IntVar(&c.srv.MaxBacklog, "max-backlog", 4<<20, "bytes of one connection's frames that may wait behind a slow one (a durable send, a history read); more close it with 1008")
 	fs.IntVar(&c.srv.MaxConns, "max-conns", 200000, "most WebSocket connections on this node; more get HTTP 503")
 	fs.Float64Var(&c.srv.RateLimit, "rate", 1000, "frames per second a connection may send (negative: no limit)")
 	fs.IntVar(&c.srv.RateBurst, "rate-burst", 2000, "frames a connection may send at once above --rate")
