@@ -28,10 +28,11 @@ func newIDs() *ids {
 	return g
 }
 
-// next returns a 26-character id.
-func (g *ids) next() string {
+// next returns a 26-character id that sorts by at (milliseconds), then by
+// process, then by a per-process counter.
+func (g *ids) next(at time.Time) string {
 	var b [16]byte
-	ms := uint64(time.Now().UnixMilli())
+	ms := uint64(at.UnixMilli())
 	b[0], b[1], b[2], b[3], b[4], b[5] = byte(ms>>40), byte(ms>>32), byte(ms>>24), byte(ms>>16), byte(ms>>8), byte(ms)
 	copy(b[6:12], g.node[:])
 	binary.BigEndian.PutUint32(b[12:], g.n.Add(1))

@@ -75,7 +75,8 @@ func (h *Hub) Post(o Outgoing, done func(Receipt, error)) {
 // that o and the message stay on the stack: the durable path keeps both.
 func (h *Hub) postVolatile(o *Outgoing, done func(Receipt, error)) {
 	h.metrics.MessageIn(false)
-	msg := Message{ID: h.ids.next(), From: o.From, To: o.To, Room: o.Room, Event: o.Event, Data: o.Data, Time: Now()}
+	now := Now() // one clock read for the id and the time
+	msg := Message{ID: h.ids.next(now), From: o.From, To: o.To, Room: o.Room, Event: o.Event, Data: o.Data, Time: now}
 	if id, ok := ConnTarget(o.To); ok && h.cl != nil && nodeOf(id) != h.node {
 		h.cl.sendConn(id, msg, done)
 		return
@@ -87,7 +88,8 @@ func (h *Hub) postVolatile(o *Outgoing, done func(Receipt, error)) {
 
 // postDurable is Post of a message to store first.
 func (h *Hub) postDurable(o Outgoing, done func(Receipt, error)) {
-	msg := Message{ID: h.ids.next(), From: o.From, To: o.To, Room: o.Room, Event: o.Event, Data: o.Data, Time: Now()}
+	now := Now() // one clock read for the id and the time
+	msg := Message{ID: h.ids.next(now), From: o.From, To: o.To, Room: o.Room, Event: o.Event, Data: o.Data, Time: now}
 	h.metrics.MessageIn(true)
 	if c := o.Origin; c != nil {
 		c.sent(msg.ID, done)
