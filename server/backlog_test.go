@@ -28,13 +28,13 @@ func (s *gatedStore) Search(ctx context.Context, user string, q courier.Query, l
 }
 
 // startGated runs a node whose Search blocks until the returned function
-// is called (once).
-func startGated(t *testing.T) (*node, *gatedStore, func()) {
+// is called (once); tweak adjusts the server's config.
+func startGated(t *testing.T, tweak ...func(*server.Config)) (*node, *gatedStore, func()) {
 	gs := &gatedStore{entered: make(chan struct{}, 16), gate: make(chan struct{})}
 	n := testnode.StartWith(t, "", testSecret, testAPIKey, func(c *courier.Config) {
 		gs.Store = c.Store
 		c.Store = gs
-	})
+	}, tweak...)
 	opened := false
 	open := func() {
 		if !opened {
@@ -224,19 +224,7 @@ func waitConns(t *testing.T, n *node, want int) {
 // closed with 1008; the replies made before go out first, the frames that
 // waited are not handled.
 func TestBacklogLimit(t *testing.T) {
-	gs := &gatedStore{entered: make(chan struct{}, 16), gate: make(chan struct{})}
-	tn := testnode.StartWith(t, "", testSecret, testAPIKey, func(c *courier.Config) {
-		gs.Store = c.Store
-		c.Store = gs
-	}, func(c *server.Config) { c.MaxBacklog = 1000 })
-	t.Cleanup(func() {
-		select {
-		case <-gs.gate:
-		default:
-			close(gs.gate)
-		}
-	})
-	n := &node{Node: tn, t: t, url: tn.URL, hub: tn.Hub}
+	n, gs, open := startGated(t, func(c *server.Config) { c.MaxBacklog = 1000 })
 	bob := n.dial("bob")
 	c := n.dial("alice")
 	c.send(`{"type":"ping","id":"first"}`)
@@ -250,7 +238,7 @@ func TestBacklogLimit(t *testing.T) {
 	if code := c.closeCode(); code != websocket.StatusPolicyViolation {
 		t.Fatalf("close code %d, want 1008", code)
 	}
-	close(gs.gate)
+	open()
 	bob.quiet(300 * time.Millisecond) // the frames that waited were dropped, not handled
 	// Other connections are untouched.
 	d := n.dial("carol")

@@ -43,7 +43,7 @@ type link struct {
 	closing  atomic.Bool
 	waiters  atomic.Int32 // replays waiting in Drained
 	heard    atomic.Bool  // a frame, ping or pong came since the pinger last looked
-	silent   uint8        // the pinger's looks in a row that found heard unset; the pinger's own
+	silent   uint8        // the pinger's looks in a row that found heard unset (only the pinger touches it)
 
 	// The backlog of frames a worker handles (backlog.go): held while it
 	// has jobs or a worker works through them.
