@@ -115,6 +115,60 @@ func SearchText(data json.RawMessage) string {
 	if len(data) == 0 || bytes.IndexByte(data, '"') < 0 {
 		return ""
 	}
+	if !json.Valid(data) {
+		return searchTextTokens(data)
+	}
+	return string(appendSearchText(nil, data))
+}
+
+// appendSearchText appends SearchText(data) to b for valid JSON data. It is
+// SearchText's fast path: the indexer runs it on every stored message, and
+// json.Decoder's tokens cost several allocations each. In valid JSON a
+// string is an object key exactly when a colon follows it, so no stack of
+// open objects is needed.
+func appendSearchText(b, data []byte) []byte {
+	start := len(b)
+	for i := 0; i < len(data); i++ {
+		if data[i] != '"' {
+			continue // numbers, literals, delimiters, spaces: never indexed
+		}
+		end, escaped := i+1, false
+		for ; end < len(data) && data[end] != '"'; end++ {
+			if data[end] == '\\' {
+				escaped = true
+				end++
+			}
+		}
+		raw := data[i : end+1] // with its quotes
+		i = end
+		next := end + 1
+		for next < len(data) && (data[next] == ' ' || data[next] == '\t' || data[next] == '\n' || data[next] == '\r') {
+			next++
+		}
+		if next < len(data) && data[next] == ':' {
+			continue // a key
+		}
+		if len(b) > start { // as searchTextTokens: no newline after empty strings at the start
+			b = append(b, '\n')
+		}
+		if !escaped && utf8.Valid(raw) {
+			b = append(b, raw[1:len(raw)-1]...)
+			continue
+		}
+		// Escapes and invalid UTF-8 decode as encoding/json does (U+FFFD
+		// for a bad byte); NUL, which only an escape can make, becomes a
+		// space as in searchTextTokens.
+		var v string
+		if err := json.Unmarshal(raw, &v); err == nil {
+			b = append(b, strings.ReplaceAll(v, "\x00", " ")...)
+		}
+	}
+	return b
+}
+
+// searchTextTokens is SearchText for data that is not valid JSON: it reads
+// tokens until the first error.
+func searchTextTokens(data json.RawMessage) string {
 	dec := json.NewDecoder(bytes.NewReader(data))
 	var b strings.Builder
 	// One entry per open object or array: in an object, strings alternate
