@@ -15,12 +15,18 @@ import (
 // countingStore counts the commits of the real store beneath it.
 type countingStore struct {
 	courier.Store
-	commits, messages atomic.Int64
+	commits, messages, largest atomic.Int64
 }
 
 func (c *countingStore) Append(ctx context.Context, batch []*courier.Envelope) error {
 	c.commits.Add(1)
 	c.messages.Add(int64(len(batch)))
+	for n := int64(len(batch)); ; {
+		l := c.largest.Load()
+		if n <= l || c.largest.CompareAndSwap(l, n) {
+			break
+		}
+	}
 	return c.Store.Append(ctx, batch)
 }
 
@@ -64,6 +70,44 @@ func TestGroupCommit(t *testing.T) {
 	head, err := inner.LatestSeq(context.Background(), "sink")
 	if err != nil || head != senders*each {
 		t.Fatalf("sink inbox head %d (%v)", head, err)
+	}
+}
+
+// Config.MaxBatch caps a commit, and every message still gets stored.
+func TestMaxBatch(t *testing.T) {
+	inner, err := sqlite.Open(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer inner.Close()
+	store := &countingStore{Store: inner}
+	const limit = 8
+	hub, err := courier.NewHub(courier.Config{Store: store, MaxBatch: limit})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer hub.Close()
+	const senders, each = 64, 10
+	var wg sync.WaitGroup
+	for s := 0; s < senders; s++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; i < each; i++ {
+				if _, err := hub.Send(context.Background(), courier.Outgoing{From: fmt.Sprintf("u%d", s), To: "sink"}); err != nil {
+					t.Error(err)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	msgs, largest := store.messages.Load(), store.largest.Load()
+	if msgs != senders*each || largest > limit {
+		t.Fatalf("stored %d messages (want %d), the largest commit %d (cap %d)", msgs, senders*each, largest, limit)
+	}
+	if largest < 2 {
+		t.Fatalf("the largest commit held %d messages: 64 concurrent senders were not grouped", largest)
 	}
 }
 
