@@ -50,6 +50,7 @@ type batchState struct {
 	convs        []convRow          // conversations the batch adds to
 	convAt       map[convKey]int    // index in convs
 	ids          []string           // MarkDelivered's ids
+	handed       []committed        // for the indexer, once committed
 }
 
 // convKey is a conversation: an inbox's uid and its peer's.
@@ -70,6 +71,8 @@ func (b *batchState) reset(n int) {
 	clear(b.keys)
 	b.users, b.rooms, b.msgs, b.keys, b.convs = b.users[:0], b.rooms[:0], b.msgs[:0], b.keys[:0], b.convs[:0]
 	b.inbox, b.rmsgs = b.inbox[:0], b.rmsgs[:0]
+	clear(b.handed)
+	b.handed = b.handed[:0]
 	if b.found == nil {
 		b.found, b.first, b.convAt = make(map[keyPair]result), make(map[keyPair]int), make(map[convKey]int)
 	}
@@ -112,6 +115,7 @@ func (s *Store) Append(ctx context.Context, batch []*courier.Envelope) error {
 		e.ToSeq, e.FromSeq, e.Duplicate = uint64(r.toSeq), uint64(r.fromSeq), r.dup
 	}
 	s.heads.trim()
+	s.idx.hand(b.handed)
 	s.idx.wake()
 	return nil
 }
@@ -335,6 +339,7 @@ func (s *Store) plan(batch []*courier.Envelope, i int, b *batchState) error {
 	h.lastPK++
 	pk := h.lastPK
 	r.ts = e.Time.UnixMilli()
+	c := committed{pk: pk, data: e.Data} // the indexer's, as sqlToIndex reads it
 	if e.Room != "" {
 		room, err := s.roomHead(e.Room, b)
 		if err != nil {
@@ -354,6 +359,7 @@ func (s *Store) plan(batch []*courier.Envelope, i int, b *batchState) error {
 		}
 		to.seq++
 		r.toSeq = to.seq
+		c.to = to.id
 		b.inbox = append(b.inbox, to.id, 0, r.toSeq, pk, to.id, from.id, r.toSeq, pk)
 		b.conv(to.id, from.id, r.toSeq, pk)
 		switch {
@@ -363,11 +369,13 @@ func (s *Store) plan(batch []*courier.Envelope, i int, b *batchState) error {
 		default:
 			from.seq++
 			r.fromSeq = from.seq
+			c.from = from.id
 			b.inbox = append(b.inbox, from.id, 0, r.fromSeq, pk, from.id, to.id, r.fromSeq, pk)
 			b.conv(from.id, to.id, r.fromSeq, pk)
 		}
 	}
 	b.msgs = append(b.msgs, msgRow{e: e, pk: pk, ts: r.ts, toSeq: r.toSeq, fromSeq: r.fromSeq})
+	b.handed = append(b.handed, c)
 	return nil
 }
 

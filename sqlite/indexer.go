@@ -3,7 +3,6 @@ package sqlite
 import (
 	"context"
 	"database/sql"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net/url"
@@ -21,10 +20,12 @@ import (
 // its own: an FTS5 insert flushes a new segment (and rewrites the index's
 // structure record) at each commit, and merges segments now and then,
 // pages that a durable Append would pay for with every fsync, and work
-// that would hold the writer's lock. The indexer instead reads what was
-// committed since its last run on the read pool, computes the text
-// outside any lock, and inserts it, with its watermark, in one transaction
-// of its own connection to this file, beside the writer. The file is
+// that would hold the writer's lock. The indexer instead takes what was
+// committed since its last run (from memory, as Append hands it over, or
+// read back from the file after a restart or when the hand-over queue was
+// full), computes the text outside any lock, and inserts it, with its
+// watermark, in one transaction of its own connection to this file,
+// beside the writer. The file is
 // derived data: synchronous=NORMAL (a crash of the OS may take the last
 // runs back, watermark and rows together, and they are done again), and
 // rebuilt from the messages when missing or of another version.
@@ -96,6 +97,27 @@ type indexer struct {
 	mu   sync.Mutex
 	err  error // the last run's, for tests and diagnosis
 	runs int
+	// handed holds what Append committed, in pk order, so that the
+	// indexer need not read it back from the file; handedBytes is the
+	// size of their data, at most maxHanded.
+	handed      []committed
+	handedBytes int
+	maxHanded   int
+	fromMemory  int // messages indexed from handed, for tests
+}
+
+// maxHandedBytes bounds the data of the committed messages waiting for the
+// indexer in memory. Past it Append hands over nothing, and the indexer
+// reads those messages back from the file, as it does after a restart.
+const maxHandedBytes = 8 << 20
+
+// committed is a stored message as Append hands it to the indexer: its pk,
+// data, and the uids of the inboxes it is in (0 for none: from when the
+// sender has no copy, both for a room message, which is not indexed).
+type committed struct {
+	pk       int64
+	data     []byte
+	to, from int64
 }
 
 // indexed is a message's row of the index.
@@ -105,7 +127,7 @@ type indexed struct {
 }
 
 func newIndexer(s *Store) *indexer {
-	x := &indexer{s: s, kick: make(chan struct{}, 1), stop: make(chan struct{})}
+	x := &indexer{s: s, kick: make(chan struct{}, 1), stop: make(chan struct{}), maxHanded: maxHandedBytes}
 	x.done.Add(1)
 	go x.run()
 	x.wake() // catch up with what an earlier process or version left
@@ -121,6 +143,54 @@ func (x *indexer) wake() {
 	case x.kick <- struct{}{}:
 	default:
 	}
+}
+
+// hand queues the messages of a committed Append, contiguous in pk, for
+// the indexer. A nil indexer does nothing. rows is copied; the data it
+// points to must not change (Envelope.Data never does once stored).
+func (x *indexer) hand(rows []committed) {
+	if x == nil || len(rows) == 0 {
+		return
+	}
+	n := 0
+	for _, r := range rows {
+		n += len(r.data)
+	}
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	if x.handedBytes+n > x.maxHanded {
+		return // the indexer reads these from the file
+	}
+	if k := len(x.handed); k > 0 && x.handed[k-1].pk+1 != rows[0].pk {
+		// A gap (another store wrote to the file, or a batch was left
+		// out above): the queue must stay contiguous, so the indexer
+		// reads all of it from the file instead.
+		clear(x.handed)
+		x.handed, x.handedBytes = x.handed[:0], 0
+	}
+	x.handed = append(x.handed, rows...)
+	x.handedBytes += n
+}
+
+// takeHanded returns up to indexBatch queued messages that follow mark
+// without a gap, dropping those at or before it; none when the next one
+// queued is not mark+1.
+func (x *indexer) takeHanded(mark int64) []committed {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	i := 0
+	for i < len(x.handed) && x.handed[i].pk <= mark {
+		x.handedBytes -= len(x.handed[i].data)
+		i++
+	}
+	x.handed = x.handed[i:]
+	if len(x.handed) == 0 || x.handed[0].pk != mark+1 {
+		return nil
+	}
+	n := min(len(x.handed), indexBatch)
+	out := make([]committed, n)
+	copy(out, x.handed)
+	return out
 }
 
 // close stops the indexer and waits for a run in progress.
@@ -189,43 +259,70 @@ const sqlToIndex = `SELECT m.pk, m.data, coalesce(r.uid, 0),
 	WHERE m.pk > ? ORDER BY m.pk LIMIT ?`
 
 // step indexes the next messages after the watermark and returns how many
-// it read.
+// it read: those Append handed over when they follow the watermark, else
+// those in the file.
 func (x *indexer) step() (int, error) {
 	s, ctx := x.s, context.Background()
 	var mark int64
 	if err := s.search.QueryRowContext(ctx, `SELECT indexed_pk FROM state`).Scan(&mark); err != nil {
 		return 0, fmt.Errorf("index: read watermark: %w", err)
 	}
-	rows, err := s.reader.QueryContext(ctx, sqlToIndex, mark, indexBatch)
-	if err != nil {
-		return 0, fmt.Errorf("index: read messages: %w", err)
-	}
-	defer rows.Close()
 	var batch []indexed
 	n, last := 0, mark
-	for rows.Next() {
-		var pk, to, from int64
-		var data []byte
-		if err := rows.Scan(&pk, &data, &to, &from); err != nil {
-			return 0, fmt.Errorf("index: scan: %w", err)
+	if rows := x.takeHanded(mark); len(rows) > 0 {
+		for _, r := range rows {
+			batch = appendIndexed(batch, r)
 		}
-		n, last = n+1, pk
-		if to == 0 {
-			continue
+		n, last = len(rows), rows[len(rows)-1].pk
+		x.mu.Lock()
+		x.fromMemory += n
+		x.mu.Unlock()
+	} else {
+		var err error
+		if batch, n, last, err = x.read(ctx, mark); err != nil {
+			return 0, err
 		}
-		owners := "u" + strconv.FormatInt(to, 10)
-		if from != 0 {
-			owners += " u" + strconv.FormatInt(from, 10)
-		}
-		batch = append(batch, indexed{pk: pk, body: courier.IndexText(data), owners: owners})
-	}
-	if err := rows.Err(); err != nil {
-		return 0, fmt.Errorf("index: read messages: %w", err)
 	}
 	if n == 0 {
 		return 0, nil
 	}
 	return n, s.writeIndex(ctx, batch, mark, last)
+}
+
+// appendIndexed adds r's row of the index to batch, unless r is in no
+// inbox (a room message).
+func appendIndexed(batch []indexed, r committed) []indexed {
+	if r.to == 0 {
+		return batch
+	}
+	owners := "u" + strconv.FormatInt(r.to, 10)
+	if r.from != 0 {
+		owners += " u" + strconv.FormatInt(r.from, 10)
+	}
+	return append(batch, indexed{pk: r.pk, body: courier.IndexText(r.data), owners: owners})
+}
+
+// read reads the messages after mark from the file: the rows to index,
+// how many messages it read and the last one's pk.
+func (x *indexer) read(ctx context.Context, mark int64) (batch []indexed, n int, last int64, err error) {
+	rows, err := x.s.reader.QueryContext(ctx, sqlToIndex, mark, indexBatch)
+	if err != nil {
+		return nil, 0, 0, fmt.Errorf("index: read messages: %w", err)
+	}
+	defer rows.Close()
+	last = mark
+	for rows.Next() {
+		var r committed
+		if err := rows.Scan(&r.pk, &r.data, &r.to, &r.from); err != nil {
+			return nil, 0, 0, fmt.Errorf("index: scan: %w", err)
+		}
+		n, last = n+1, r.pk
+		batch = appendIndexed(batch, r)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, 0, 0, fmt.Errorf("index: read messages: %w", err)
+	}
+	return batch, n, last, nil
 }
 
 // writeIndex inserts batch into the index and moves the watermark from
@@ -246,17 +343,16 @@ func (s *Store) writeIndex(ctx context.Context, batch []indexed, mark, last int6
 	}
 	// One statement: FTS5 flushes what it has gathered into a new segment
 	// at each statement's savepoint, so one statement makes one segment.
-	rows := make([][3]any, len(batch))
-	for i, r := range batch {
-		rows[i] = [3]any{r.pk, r.body, r.owners}
-	}
-	doc, err := json.Marshal(rows)
-	if err != nil {
-		return fmt.Errorf("index: %w", err)
-	}
-	if _, err := tx.ExecContext(ctx, `INSERT INTO search (rowid, body, owners)
-		SELECT value ->> 0, value ->> 1, value ->> 2 FROM json_each(?)`, doc); err != nil {
-		return fmt.Errorf("index: insert: %w", err)
+	// indexBatch rows of 3 parameters stay under SQLite's limit of 32,766.
+	if len(batch) > 0 {
+		args := make([]any, 0, 3*len(batch))
+		for _, r := range batch {
+			args = append(args, r.pk, r.body, r.owners)
+		}
+		q := `INSERT INTO search (rowid, body, owners) VALUES ` + strings.TrimSuffix(strings.Repeat("(?,?,?),", len(batch)), ",")
+		if _, err := tx.ExecContext(ctx, q, args...); err != nil {
+			return fmt.Errorf("index: insert: %w", err)
+		}
 	}
 	if err := tx.Commit(); err != nil {
 		return fmt.Errorf("index: commit: %w", err)

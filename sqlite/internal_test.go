@@ -382,3 +382,110 @@ func rawAtVersion(t *testing.T, dir string, v int) *rawConn {
 	}
 	return c
 }
+
+// TestIndexerHandOff checks that what Append hands the indexer in memory
+// indexes the same as reading the messages back from the file (as after a
+// restart, a gap, or a full queue): every kind of message, each in the
+// right users' results.
+func TestIndexerHandOff(t *testing.T) {
+	dir := t.TempDir()
+	s := openTest(t, dir)
+	ctx := context.Background()
+	msg := func(id, from, to, room string, noCopy bool) *courier.Envelope {
+		return &courier.Envelope{Message: courier.Message{ID: id, From: from, To: to, Room: room, Event: "message",
+			Data: json.RawMessage(`{"text":"walnut ` + id + `"}`), Time: time.Now()}, NoSenderCopy: noCopy}
+	}
+	batch := []*courier.Envelope{
+		msg("dm", "ann", "bo", "", false), msg("self", "ann", "ann", "", false),
+		msg("nocopy", "api", "bo", "", true), msg("room", "ann", "", "hall", false),
+	}
+	if err := s.Append(ctx, batch); err != nil {
+		t.Fatal(err)
+	}
+	q, err := courier.ParseQuery("walnut")
+	if err != nil {
+		t.Fatal(err)
+	}
+	results := func(s *Store) string {
+		t.Helper()
+		s.waitIndexed(t)
+		var out []string
+		for _, u := range []string{"ann", "bo", "api"} {
+			ms, err := s.Search(ctx, u, q, 10)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, m := range ms {
+				out = append(out, fmt.Sprintf("%s:%s@%d", u, m.ID, m.Seq))
+			}
+		}
+		return strings.Join(out, " ")
+	}
+	const want = "ann:self@2 ann:dm@1 bo:nocopy@2 bo:dm@1"
+	if got := results(s); got != want {
+		t.Errorf("indexed from memory: %s, want %s", got, want)
+	}
+	s.idx.mu.Lock()
+	fromMemory := s.idx.fromMemory
+	s.idx.maxHanded = 0 // a full queue: Append hands over nothing more
+	s.idx.mu.Unlock()
+	if fromMemory != len(batch) {
+		t.Errorf("%d messages indexed from memory, want %d", fromMemory, len(batch))
+	}
+	if err := s.Append(ctx, []*courier.Envelope{msg("late", "bo", "ann", "", false)}); err != nil {
+		t.Fatal(err)
+	}
+	const wantLate = "ann:late@3 ann:self@2 ann:dm@1 bo:late@3 bo:nocopy@2 bo:dm@1"
+	if got := results(s); got != wantLate {
+		t.Errorf("indexed from the file after a full queue: %s, want %s", got, wantLate)
+	}
+	s.idx.mu.Lock()
+	if s.idx.fromMemory != fromMemory {
+		t.Errorf("%d messages indexed from memory after the queue was full, want %d", s.idx.fromMemory, fromMemory)
+	}
+	s.idx.mu.Unlock()
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	for _, suffix := range []string{"", "-wal", "-shm"} {
+		if err := os.Remove(filepath.Join(dir, SearchFileName+suffix)); err != nil && !os.IsNotExist(err) {
+			t.Fatal(err)
+		}
+	}
+	s = openTest(t, dir)
+	defer s.Close()
+	if got := results(s); got != wantLate {
+		t.Errorf("indexed from the file after a restart: %s, want %s", got, wantLate)
+	}
+}
+
+// TestIndexerGap checks that two stores appending to one file, each with
+// a queue of only its own messages, index every message of both.
+func TestIndexerGap(t *testing.T) {
+	dir := t.TempDir()
+	a, b := openTest(t, dir), openTest(t, dir)
+	defer a.Close()
+	defer b.Close()
+	ctx := context.Background()
+	for i := range 12 {
+		s := a
+		if i%3 == 1 {
+			s = b
+		}
+		e := dmAt(fmt.Sprint("m", i), "ann", "bo", i)
+		e.Data = json.RawMessage(`{"text":"hazel"}`)
+		if err := s.Append(ctx, []*courier.Envelope{e}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	q, err := courier.ParseQuery("hazel")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range []*Store{a, b} {
+		s.waitIndexed(t)
+		if ms, err := s.Search(ctx, "bo", q, 100); err != nil || len(ms) != 12 {
+			t.Errorf("Search(bo, hazel) found %d messages (%v), want 12", len(ms), err)
+		}
+	}
+}
