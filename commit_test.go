@@ -2,11 +2,14 @@ package courier_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/courier-im/courier"
 	"github.com/courier-im/courier/sqlite"
@@ -108,6 +111,75 @@ func TestMaxBatch(t *testing.T) {
 	}
 	if largest < 2 {
 		t.Fatalf("the largest commit held %d messages: 64 concurrent senders were not grouped", largest)
+	}
+}
+
+// gatedStore holds every Append until open is closed, and tells entered
+// when one is waiting.
+type gatedStore struct {
+	courier.Store
+	entered chan struct{}
+	open    chan struct{}
+}
+
+func (g *gatedStore) Append(ctx context.Context, batch []*courier.Envelope) error {
+	select {
+	case g.entered <- struct{}{}:
+	default:
+	}
+	<-g.open
+	return g.Store.Append(ctx, batch)
+}
+
+// Config.MaxStoreQueue bounds the bytes of durable messages held for a slow
+// store: a Post past it waits for room, and nothing is lost.
+func TestMaxStoreQueue(t *testing.T) {
+	inner, err := sqlite.Open(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer inner.Close()
+	store := &gatedStore{Store: inner, entered: make(chan struct{}, 1), open: make(chan struct{})}
+	data := json.RawMessage(`"` + strings.Repeat("x", 998) + `"`) // 1,000 bytes: 1,256 with the overhead
+	hub, err := courier.NewHub(courier.Config{Store: store, MaxStoreQueue: 3 * 1256})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer hub.Close()
+	var opened sync.Once
+	openGate := func() { opened.Do(func() { close(store.open) }) }
+	defer openGate() // before hub.Close, which waits for the commit at the gate
+	var stored atomic.Int64
+	post := func() {
+		hub.Post(courier.Outgoing{From: "ann", To: "bo", Data: data}, func(_ courier.Receipt, err error) {
+			if err != nil {
+				t.Error(err)
+			}
+			stored.Add(1)
+		})
+	}
+	post() // taken by the committer, which waits at the gate
+	<-store.entered
+	post()
+	post() // the queue is full now: three messages
+	returned := make(chan struct{})
+	go func() {
+		post()
+		close(returned)
+	}()
+	select {
+	case <-returned:
+		t.Fatal("a fourth message was queued past MaxStoreQueue")
+	case <-time.After(100 * time.Millisecond):
+	}
+	openGate()
+	<-returned
+	deadline := time.Now().Add(10 * time.Second)
+	for stored.Load() < 4 && time.Now().Before(deadline) {
+		time.Sleep(time.Millisecond)
+	}
+	if head, err := inner.LatestSeq(context.Background(), "bo"); err != nil || head != 4 || stored.Load() != 4 {
+		t.Fatalf("bo's inbox head %d (%v), %d receipts; want 4 and 4", head, err, stored.Load())
 	}
 }
 

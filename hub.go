@@ -8,6 +8,8 @@ import (
 	"log/slog"
 	"sync"
 	"time"
+
+	"golang.org/x/sync/semaphore"
 )
 
 // WebSocket close codes the hub asks transports to use.
@@ -28,6 +30,10 @@ const (
 // saturation batches are smaller than the cap and it changes nothing.
 const DefaultMaxBatch = 4096
 
+// DefaultMaxStoreQueue is how many bytes of durable messages may wait for,
+// or be in, a store commit unless Config.MaxStoreQueue says otherwise.
+const DefaultMaxStoreQueue = 64 << 20
+
 // Config configures a Hub.
 type Config struct {
 	// Store keeps durable messages. Required.
@@ -39,6 +45,11 @@ type Config struct {
 	// MaxBatch caps how many messages one store commit takes
 	// (DefaultMaxBatch when 0).
 	MaxBatch int
+	// MaxStoreQueue bounds the bytes of durable messages waiting for, or
+	// in, a store commit (DefaultMaxStoreQueue when 0); a durable Post
+	// waits for room. Each message counts its data and key, and 256 bytes
+	// more.
+	MaxStoreQueue int
 	// Broker joins this hub to the other nodes of a cluster; nil for a
 	// single node. All nodes of a cluster must share one Store.
 	Broker Broker
@@ -94,6 +105,10 @@ type Hub struct {
 
 	commits  chan *pending
 	maxBatch int
+	queued   *semaphore.Weighted // MaxStoreQueue
+	maxQueue int64
+	stopped  context.Context // done at Close: stops waits for queued
+	cancel   context.CancelFunc
 	stop     chan struct{}
 	closing  sync.Once
 	wg       sync.WaitGroup // the committer and every replay
@@ -111,6 +126,9 @@ func NewHub(cfg Config) (*Hub, error) {
 	if cfg.MaxBatch <= 0 {
 		cfg.MaxBatch = DefaultMaxBatch
 	}
+	if cfg.MaxStoreQueue <= 0 {
+		cfg.MaxStoreQueue = DefaultMaxStoreQueue
+	}
 	if cfg.Metrics == nil {
 		cfg.Metrics = noMetrics{}
 	}
@@ -124,9 +142,12 @@ func NewHub(cfg Config) (*Hub, error) {
 		rooms:    make(map[string][]*Conn),
 		commits:  make(chan *pending, 2*cfg.MaxBatch), // a full batch waits while one commits
 		maxBatch: cfg.MaxBatch,
+		queued:   semaphore.NewWeighted(int64(cfg.MaxStoreQueue)),
+		maxQueue: int64(cfg.MaxStoreQueue),
 		stop:     make(chan struct{}),
 		node:     newNodeID(),
 	}
+	h.stopped, h.cancel = context.WithCancel(context.Background())
 	h.seen = newSeenWriter(cfg.Store, cfg.Logger)
 	h.watch = newWatchers(cfg.MaxWatches)
 	h.marks = newDeliveredMarks(cfg.Store, cfg.Logger, h.notify)
@@ -398,7 +419,10 @@ func (h *Hub) Member(c *Conn, room string) bool {
 // and waits for replays to end. It closes no connection (see CloseAll) and
 // not the store.
 func (h *Hub) Close() error {
-	h.closing.Do(func() { close(h.stop) })
+	h.closing.Do(func() {
+		h.cancel()
+		close(h.stop)
+	})
 	h.commitWG.Wait()
 	h.mu.RLock()
 	for _, c := range h.conns {

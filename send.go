@@ -50,9 +50,10 @@ type Receipt struct {
 
 // pending is a durable message waiting for the committer.
 type pending struct {
-	env  Envelope
-	out  *Outgoing
-	done func(Receipt, error)
+	env   Envelope
+	out   *Outgoing
+	done  func(Receipt, error)
+	bytes int64 // what it holds of h.queued
 }
 
 // Post sends o and calls done with the receipt: for a durable message after
@@ -101,9 +102,15 @@ func (h *Hub) postDurable(o Outgoing, done func(Receipt, error)) {
 		}
 	}
 	p := &pending{env: Envelope{Message: msg, Key: o.Key, NoSenderCopy: o.Label}, out: &o, done: done}
+	p.bytes = min(int64(len(msg.Data)+len(o.Key)+256), h.maxQueue)
+	if err := h.queued.Acquire(h.stopped, p.bytes); err != nil {
+		done(Receipt{}, ErrClosed)
+		return
+	}
 	select {
 	case h.commits <- p:
 	case <-h.stop:
+		h.queued.Release(p.bytes)
 		done(Receipt{}, ErrClosed)
 	}
 }
@@ -273,6 +280,9 @@ func (h *Hub) committer() {
 			envs = append(envs, &p.env)
 		}
 		h.commit(batch, envs)
+		for _, p := range batch {
+			h.queued.Release(p.bytes)
+		}
 		clear(batch)
 	}
 }

@@ -57,6 +57,7 @@ func serveFlags(stderr io.Writer) (*flag.FlagSet, *serveConfig) {
 	fs.StringVar(&c.broker, "broker", "", "broker joining the nodes of a cluster: nats://HOST:PORT or redis://HOST:PORT (default: a single node)")
 	fs.StringVar(&c.clusterName, "cluster-name", "courier", "name of the cluster on the broker; nodes with the same broker and name form one cluster")
 	fs.IntVar(&c.hub.MaxBatch, "max-batch", courier.DefaultMaxBatch, "most durable messages one store commit takes")
+	fs.IntVar(&c.hub.MaxStoreQueue, "max-store-queue", courier.DefaultMaxStoreQueue, "bytes of durable messages that may wait for, or be in, a store commit; more wait for room")
 	fs.IntVar(&c.hub.MaxWatches, "max-watches", courier.DefaultMaxWatches, "users one connection may watch for presence changes")
 	fs.BoolVar(&c.hub.RoomsRequireClaim, "rooms-require-claim", false, "refuse every room to tokens without a rooms claim (by default they may join any room)")
 	fs.DurationVar(&c.hub.Retention, "retention", 0, "delete messages older than this (at least 24h, e.g. 720h); 0 keeps them forever")
