@@ -22,6 +22,9 @@ func checkEngines(c *serveConfig) error {
 	if c.store != "" && c.store != "sqlite" && !strings.HasPrefix(c.store, "postgres://") && !strings.HasPrefix(c.store, "postgresql://") {
 		return fmt.Errorf("--store %q: want postgres://… (or nothing, for SQLite in --data)", redact(c.store))
 	}
+	if _, err := sqliteSync(c.sqliteSync); err != nil {
+		return err
+	}
 	if c.broker == "" {
 		return nil
 	}
@@ -40,7 +43,11 @@ func checkEngines(c *serveConfig) error {
 func openStore(c *serveConfig, log *slog.Logger) (courier.Store, error) {
 	switch {
 	case c.store == "" || c.store == "sqlite":
-		s, err := sqlite.Open(c.data)
+		sync, err := sqliteSync(c.sqliteSync)
+		if err != nil {
+			return nil, err
+		}
+		s, err := sqlite.Open(c.data, sqlite.WithSynchronous(sync))
 		if err != nil {
 			return nil, fmt.Errorf("open store in %s: %w", c.data, err)
 		}
@@ -56,6 +63,17 @@ func openStore(c *serveConfig, log *slog.Logger) (courier.Store, error) {
 	default:
 		return nil, fmt.Errorf("--store %q: want postgres://… (or empty for SQLite in --data)", redact(c.store))
 	}
+}
+
+// sqliteSync reads --sqlite-sync.
+func sqliteSync(v string) (sqlite.Synchronous, error) {
+	switch v {
+	case "full", "":
+		return sqlite.SyncFull, nil
+	case "normal":
+		return sqlite.SyncNormal, nil
+	}
+	return 0, fmt.Errorf("--sqlite-sync %q: want full or normal", v)
 }
 
 // openBroker connects to the broker --broker names; nil for a single node.

@@ -140,6 +140,7 @@ func TestServeStartupErrors(t *testing.T) {
 		{"unknown broker", environ(), []string{"--jwt-secret", "S", "--api-key", "K", "--store", "postgres://x@127.0.0.1/db", "--broker", "kafka://k:9092"}, "--broker"},
 		{"retention under a day", environ(), []string{"--jwt-secret", "S", "--api-key", "K", "--retention", "1h"}, "--retention"},
 		{"webhook url without secret", environ(), []string{"--jwt-secret", "S", "--api-key", "K", "--webhook-url", "http://127.0.0.1:1/hook"}, "--webhook"},
+		{"unknown sqlite sync", environ(), []string{"--jwt-secret", "S", "--api-key", "K", "--sqlite-sync", "off"}, "--sqlite-sync"},
 		{"unknown store", environ(), []string{"--jwt-secret", "S", "--api-key", "K", "--store", "mysql://x@127.0.0.1/db"}, "--store"},
 	} {
 		args := append([]string{"serve", "--addr", "127.0.0.1:0", "--data", data}, tt.args...)

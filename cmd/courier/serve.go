@@ -28,7 +28,7 @@ import (
 
 type serveConfig struct {
 	addr, data, jwtSecret, apiKey, logLevel, pprofAddr string
-	store, broker, clusterName                         string
+	store, broker, clusterName, sqliteSync             string
 	webhook                                            webhook.Config
 	hub                                                courier.Config
 	dev                                                bool
@@ -54,6 +54,7 @@ func serveFlags(stderr io.Writer) (*flag.FlagSet, *serveConfig) {
 	fs.IntVar(&c.srv.Pollers, "pollers", 0, "event loops that read and handle connections (0: GOMAXPROCS-1, at least 1)")
 	fs.BoolVar(&c.srv.Compression, "compress", false, "offer permessage-deflate to clients that ask (costs CPU; see docs/benchmarks.md)")
 	fs.StringVar(&c.store, "store", "", "shared store for a cluster: postgres://USER@HOST:PORT/DB (default: SQLite in --data)")
+	fs.StringVar(&c.sqliteSync, "sqlite-sync", "full", "durability of the embedded SQLite store's commits: full (fsync at each commit: survives power loss) or normal (survives a crash of the process, not of the OS)")
 	fs.StringVar(&c.broker, "broker", "", "broker joining the nodes of a cluster: nats://HOST:PORT or redis://HOST:PORT (default: a single node)")
 	fs.StringVar(&c.clusterName, "cluster-name", "courier", "name of the cluster on the broker; nodes with the same broker and name form one cluster")
 	fs.IntVar(&c.hub.MaxBatch, "max-batch", courier.DefaultMaxBatch, "most durable messages one store commit takes")
