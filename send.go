@@ -69,7 +69,7 @@ func (h *Hub) Post(o Outgoing, done func(Receipt, error)) {
 		h.postVolatile(&o, done)
 		return
 	}
-	h.postDurable(o, done)
+	h.postDurable(o, done, true)
 }
 
 // postVolatile is Post of a live-only message. A function of its own, so
@@ -87,11 +87,37 @@ func (h *Hub) postVolatile(o *Outgoing, done func(Receipt, error)) {
 	done(Receipt{ID: d.ID, Delivered: n}, err)
 }
 
-// postDurable is Post of a message to store first.
-func (h *Hub) postDurable(o Outgoing, done func(Receipt, error)) {
+// TryPost is Post for a caller that must not wait, such as a connection's
+// event loop: when a durable message would wait for room in the commit
+// queue (MaxBatch, MaxStoreQueue), it does nothing and returns false, and
+// the caller calls Post from where it may wait. Otherwise it does what Post
+// does and returns true: done is called as Post calls it.
+func (h *Hub) TryPost(o Outgoing, done func(Receipt, error)) bool {
+	if err := h.check(&o); err != nil {
+		done(Receipt{}, err)
+		return true
+	}
+	if o.Volatile {
+		h.postVolatile(&o, done)
+		return true
+	}
+	return h.postDurable(o, done, false)
+}
+
+// postDurable is Post of a message to store first. When wait is false and
+// the commit queue has no room, it does nothing and returns false.
+func (h *Hub) postDurable(o Outgoing, done func(Receipt, error), wait bool) bool {
+	bytes := min(int64(len(o.Data)+len(o.Key)+256), h.maxQueue)
+	if wait {
+		if err := h.queued.Acquire(h.stopped, bytes); err != nil {
+			done(Receipt{}, ErrClosed)
+			return true
+		}
+	} else if !h.queued.TryAcquire(bytes) {
+		return false
+	}
 	now := Now() // one clock read for the id and the time
 	msg := Message{ID: h.ids.next(now), From: o.From, To: o.To, Room: o.Room, Event: o.Event, Data: o.Data, Time: now}
-	h.metrics.MessageIn(true)
 	if c := o.Origin; c != nil {
 		c.sent(msg.ID, done)
 		done = func(r Receipt, err error) {
@@ -101,18 +127,28 @@ func (h *Hub) postDurable(o Outgoing, done func(Receipt, error)) {
 			}
 		}
 	}
-	p := &pending{env: Envelope{Message: msg, Key: o.Key, NoSenderCopy: o.Label}, out: &o, done: done}
-	p.bytes = min(int64(len(msg.Data)+len(o.Key)+256), h.maxQueue)
-	if err := h.queued.Acquire(h.stopped, p.bytes); err != nil {
-		done(Receipt{}, ErrClosed)
-		return
+	p := &pending{env: Envelope{Message: msg, Key: o.Key, NoSenderCopy: o.Label}, out: &o, done: done, bytes: bytes}
+	if !wait {
+		select {
+		case h.commits <- p:
+			h.metrics.MessageIn(true)
+			return true
+		default:
+			h.queued.Release(bytes)
+			if c := o.Origin; c != nil {
+				c.takeSent(msg.ID) // nobody has seen the id: forget it
+			}
+			return false
+		}
 	}
+	h.metrics.MessageIn(true)
 	select {
 	case h.commits <- p:
 	case <-h.stop:
-		h.queued.Release(p.bytes)
+		h.queued.Release(bytes)
 		done(Receipt{}, ErrClosed)
 	}
+	return true
 }
 
 // Send is Post that waits for the receipt, for callers outside a connection

@@ -38,15 +38,25 @@ import (
 // queue or the broker.
 func mayBlock(f *protocol.Frame) bool {
 	switch f.Type {
+	case protocol.TypeSend, protocol.TypePublish:
+		return storable(f)
+	case protocol.TypePing, protocol.TypeLeave, protocol.TypeResume:
+		return false
+	}
+	return true
+}
+
+// storable reports whether f is a durable send or publish: a frame that
+// blocks only while the commit queue is full (courier.Hub.TryPost).
+func storable(f *protocol.Frame) bool {
+	switch f.Type {
 	case protocol.TypeSend:
 		_, isConn := courier.ConnTarget(f.To)
 		return !f.Volatile && !isConn
 	case protocol.TypePublish:
 		return !f.Volatile
-	case protocol.TypePing, protocol.TypeLeave, protocol.TypeResume:
-		return false
 	}
-	return true
+	return false
 }
 
 // later queues job behind the link's backlog when the backlog is held, or

@@ -3,6 +3,7 @@ package server_test
 import (
 	"context"
 	"fmt"
+	"sync"
 	"testing"
 	"time"
 
@@ -264,6 +265,70 @@ func TestBacklogUnderTheLimit(t *testing.T) {
 		}
 		if m := bob.expect("message"); m["data"] != float64(i) {
 			t.Fatalf("message %d: %v", i, m)
+		}
+	}
+}
+
+// appendGated holds every Append until gate is closed.
+type appendGated struct {
+	courier.Store
+	entered chan struct{}
+	gate    chan struct{}
+}
+
+func (s *appendGated) Append(ctx context.Context, batch []*courier.Envelope) error {
+	select {
+	case s.entered <- struct{}{}:
+	default:
+	}
+	<-s.gate
+	return s.Store.Append(ctx, batch)
+}
+
+// Durable sends are handled on the event loop while the commit queue has
+// room, and wait in their connection's backlog when it is full: a full
+// queue stalls only the connections whose sends wait for it, and every
+// send is acked, in order, once the store goes on.
+func TestFullCommitQueueStallsOnlyItsConnection(t *testing.T) {
+	gs := &appendGated{entered: make(chan struct{}, 1), gate: make(chan struct{})}
+	tn := testnode.StartWith(t, "", testSecret, testAPIKey, func(c *courier.Config) {
+		gs.Store = c.Store
+		c.Store = gs
+		c.MaxBatch = 1 // a queue of two
+	})
+	var once sync.Once
+	open := func() { once.Do(func() { close(gs.gate) }) }
+	t.Cleanup(open)
+	n := &node{Node: tn, t: t, url: tn.URL, hub: tn.Hub}
+	alice, bob, carol := n.dial("alice"), n.dial("bob"), n.dial("carol")
+
+	alice.send(`{"type":"send","id":"d1","to":"bob","data":1}`)
+	<-gs.entered // d1 is in the commit, at the gate
+	for i := 2; i <= 6; i++ {
+		alice.send(fmt.Sprintf(`{"type":"send","id":"d%d","to":"bob","data":%d}`, i, i))
+	}
+	// d2 and d3 fill the queue; d4 waits for room in alice's backlog, and
+	// d5 and d6 behind it. Everyone else is served meanwhile.
+	carol.send(`{"type":"send","id":"v","to":"bob","volatile":true,"data":"live"}`)
+	if a := carol.expect("ack"); a["id"] != "v" {
+		t.Fatalf("carol's ack: %v", a)
+	}
+	if m := bob.expect("message"); m["data"] != "live" {
+		t.Fatalf("bob got %v", m)
+	}
+	bob.send(`{"type":"ping","id":"p"}`)
+	bob.expect("pong")
+	alice.quiet(200 * time.Millisecond)
+
+	open()
+	for i := 1; i <= 6; i++ {
+		if a := alice.expect("ack"); a["id"] != fmt.Sprint("d", i) || a["seq"] != float64(i) {
+			t.Fatalf("ack %d: %v", i, a)
+		}
+	}
+	for i := 1; i <= 6; i++ {
+		if m := bob.expect("message"); m["data"] != float64(i) {
+			t.Fatalf("bob's message %d: %v", i, m)
 		}
 	}
 }

@@ -253,6 +253,13 @@ func (s *Server) process(l *link, mt websocket.MessageType, data []byte, owner b
 		s.handle(l, &f)
 		return
 	}
+	// A durable send blocks only when the commit queue is full: with
+	// nothing of this connection's waiting, try it here, and leave it to
+	// the backlog only when it would wait. That saves waking a worker for
+	// each durable send.
+	if !l.held.Load() && storable(&f) && s.hub.TryPost(s.outgoing(l, &f)) {
+		return
+	}
 	// The frame was decoded into copies (protocol.DecodeInto): it may wait
 	// in the backlog after nbio has reused data.
 	queued := new(protocol.Frame)
@@ -333,28 +340,35 @@ func protocolError(id string, err error) *protocol.Error {
 	return &protocol.Error{ID: id, Code: code, Message: msg}
 }
 
+// outgoing returns the message of a send or publish frame and what to do
+// with its receipt.
+func (s *Server) outgoing(l *link, f *protocol.Frame) (courier.Outgoing, func(courier.Receipt, error)) {
+	c := l.conn
+	o := courier.Outgoing{From: c.User(), Event: f.Event, Data: f.Data, Volatile: f.Volatile, Key: f.Key, Origin: c}
+	if f.Type == protocol.TypeSend {
+		o.To = f.To
+	} else {
+		o.Room = f.Room
+	}
+	id := f.ID
+	return o, func(r courier.Receipt, err error) {
+		if err != nil {
+			if !errors.Is(err, courier.ErrBadRequest) && !errors.Is(err, courier.ErrForbidden) && !errors.Is(err, courier.ErrNotFound) {
+				s.log.Warn("send failed", "conn", c.ID(), "user", c.User(), "err", err)
+			}
+			l.fail(protocolError(id, err))
+			return
+		}
+		l.ack(protocol.Ack{ID: id, Msg: r.ID, Seq: r.Seq})
+	}
+}
+
 // handle carries out one decoded frame.
 func (s *Server) handle(l *link, f *protocol.Frame) {
 	c := l.conn
 	switch f.Type {
 	case protocol.TypeSend, protocol.TypePublish:
-		o := courier.Outgoing{From: c.User(), Event: f.Event, Data: f.Data, Volatile: f.Volatile, Key: f.Key, Origin: c}
-		if f.Type == protocol.TypeSend {
-			o.To = f.To
-		} else {
-			o.Room = f.Room
-		}
-		id := f.ID
-		s.hub.Post(o, func(r courier.Receipt, err error) {
-			if err != nil {
-				if !errors.Is(err, courier.ErrBadRequest) && !errors.Is(err, courier.ErrForbidden) && !errors.Is(err, courier.ErrNotFound) {
-					s.log.Warn("send failed", "conn", c.ID(), "user", c.User(), "err", err)
-				}
-				l.fail(protocolError(id, err))
-				return
-			}
-			l.ack(protocol.Ack{ID: id, Msg: r.ID, Seq: r.Seq})
-		})
+		s.hub.Post(s.outgoing(l, f))
 	case protocol.TypeJoin:
 		if err := s.hub.Join(c, f.Room); err != nil {
 			l.fail(protocolError(f.ID, err))
