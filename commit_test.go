@@ -33,21 +33,28 @@ func (c *countingStore) Append(ctx context.Context, batch []*courier.Envelope) e
 	return c.Store.Append(ctx, batch)
 }
 
-// Concurrent durable senders share commits (group commit) instead of each
-// paying a transaction and an fsync.
-func TestGroupCommit(t *testing.T) {
+// countingHub returns a hub on a fresh SQLite store, counted.
+func countingHub(t *testing.T, cfg courier.Config) (*courier.Hub, *countingStore, courier.Store) {
+	t.Helper()
 	inner, err := sqlite.Open(t.TempDir())
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer inner.Close()
+	t.Cleanup(func() { inner.Close() })
 	store := &countingStore{Store: inner}
-	hub, err := courier.NewHub(courier.Config{Store: store})
+	cfg.Store = store
+	hub, err := courier.NewHub(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer hub.Close()
-	const senders, each = 64, 20
+	t.Cleanup(func() { hub.Close() })
+	return hub, store, inner
+}
+
+// sendAtOnce has senders users send each durable messages to "sink", all
+// at once, and waits for every receipt.
+func sendAtOnce(t *testing.T, hub *courier.Hub, senders, each int) {
+	t.Helper()
 	var wg sync.WaitGroup
 	for s := 0; s < senders; s++ {
 		wg.Add(1)
@@ -62,6 +69,14 @@ func TestGroupCommit(t *testing.T) {
 		}()
 	}
 	wg.Wait()
+}
+
+// Concurrent durable senders share commits (group commit) instead of each
+// paying a transaction and an fsync.
+func TestGroupCommit(t *testing.T) {
+	hub, store, inner := countingHub(t, courier.Config{})
+	const senders, each = 64, 20
+	sendAtOnce(t, hub, senders, each)
 	msgs, commits := store.messages.Load(), store.commits.Load()
 	if msgs != senders*each {
 		t.Fatalf("stored %d messages, want %d", msgs, senders*each)
@@ -78,33 +93,10 @@ func TestGroupCommit(t *testing.T) {
 
 // Config.MaxBatch caps a commit, and every message still gets stored.
 func TestMaxBatch(t *testing.T) {
-	inner, err := sqlite.Open(t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer inner.Close()
-	store := &countingStore{Store: inner}
 	const limit = 8
-	hub, err := courier.NewHub(courier.Config{Store: store, MaxBatch: limit})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer hub.Close()
+	hub, store, _ := countingHub(t, courier.Config{MaxBatch: limit})
 	const senders, each = 64, 10
-	var wg sync.WaitGroup
-	for s := 0; s < senders; s++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := 0; i < each; i++ {
-				if _, err := hub.Send(context.Background(), courier.Outgoing{From: fmt.Sprintf("u%d", s), To: "sink"}); err != nil {
-					t.Error(err)
-					return
-				}
-			}
-		}()
-	}
-	wg.Wait()
+	sendAtOnce(t, hub, senders, each)
 	msgs, largest := store.messages.Load(), store.largest.Load()
 	if msgs != senders*each || largest > limit {
 		t.Fatalf("stored %d messages (want %d), the largest commit %d (cap %d)", msgs, senders*each, largest, limit)

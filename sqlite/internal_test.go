@@ -240,6 +240,21 @@ func walRemoved(t *testing.T, sync Synchronous) {
 	}
 }
 
+// reopenWithoutIndex closes s, removes its search index file and opens the
+// store in dir again: the indexer must then fill the index from the file.
+func reopenWithoutIndex(t *testing.T, s *Store, dir string) *Store {
+	t.Helper()
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	for _, suffix := range []string{"", "-wal", "-shm"} {
+		if err := os.Remove(filepath.Join(dir, SearchFileName+suffix)); err != nil && !os.IsNotExist(err) {
+			t.Fatal(err)
+		}
+	}
+	return openTest(t, dir)
+}
+
 // TestSearchIndexRebuilt checks that the search index, derived data in a
 // file of its own, is filled again from the messages when the file is
 // gone or of another version.
@@ -265,15 +280,7 @@ func TestSearchIndexRebuilt(t *testing.T) {
 		}
 	}
 	found(s)
-	if err := s.Close(); err != nil {
-		t.Fatal(err)
-	}
-	for _, suffix := range []string{"", "-wal", "-shm"} {
-		if err := os.Remove(filepath.Join(dir, SearchFileName+suffix)); err != nil && !os.IsNotExist(err) {
-			t.Fatal(err)
-		}
-	}
-	s = openTest(t, dir)
+	s = reopenWithoutIndex(t, s, dir)
 	found(s)
 	if _, err := s.search.Exec(`PRAGMA user_version = 99; UPDATE state SET indexed_pk = 12345`); err != nil {
 		t.Fatal(err)
@@ -444,15 +451,7 @@ func TestIndexerHandOff(t *testing.T) {
 		t.Errorf("%d messages indexed from memory after the queue was full, want %d", s.idx.fromMemory, fromMemory)
 	}
 	s.idx.mu.Unlock()
-	if err := s.Close(); err != nil {
-		t.Fatal(err)
-	}
-	for _, suffix := range []string{"", "-wal", "-shm"} {
-		if err := os.Remove(filepath.Join(dir, SearchFileName+suffix)); err != nil && !os.IsNotExist(err) {
-			t.Fatal(err)
-		}
-	}
-	s = openTest(t, dir)
+	s = reopenWithoutIndex(t, s, dir)
 	defer s.Close()
 	if got := results(s); got != wantLate {
 		t.Errorf("indexed from the file after a restart: %s, want %s", got, wantLate)
