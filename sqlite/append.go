@@ -184,7 +184,7 @@ func (s *Store) appendTx(ctx context.Context, batch []*courier.Envelope, b *batc
 				return
 			}
 			for _, r := range marks {
-				r.done = true
+				r.answer()
 			}
 		}()
 		if err := s.markRows(w, marks); err != nil {

@@ -307,7 +307,7 @@ func TestMarksRideAlong(t *testing.T) {
 	if err := appendOne(dmAt("m1", "ann", "bo", 1)); err != nil {
 		t.Fatal(err)
 	}
-	req := &markReq{ids: []string{"m1", "nope"}}
+	req := &markReq{ids: []string{"m1", "nope"}, answered: make(chan struct{})}
 	s.marks.add(req)
 	if err := appendOne(dmAt("m2", "bo", "ann", 2)); err != nil {
 		t.Fatal(err)
@@ -318,7 +318,7 @@ func TestMarksRideAlong(t *testing.T) {
 	if want := []courier.FirstDelivery{{ID: "m1", From: "ann", To: "bo"}}; !done || !slices.Equal(out, want) {
 		t.Errorf("after an Append, the queued mark is done %v with %+v; want %+v", done, out, want)
 	}
-	req2 := &markReq{ids: []string{"m2"}}
+	req2 := &markReq{ids: []string{"m2"}, answered: make(chan struct{})}
 	s.marks.add(req2)
 	if err := appendOne(dmAt("m1", "cy", "di", 3)); err == nil {
 		t.Fatal("Append of a stored id succeeded")
@@ -486,5 +486,51 @@ func TestIndexerGap(t *testing.T) {
 		if ms, err := s.Search(ctx, "bo", q, 100); err != nil || len(ms) != 12 {
 			t.Errorf("Search(bo, hazel) found %d messages (%v), want 12", len(ms), err)
 		}
+	}
+}
+
+// TestMarksWaitForAnAppend checks that MarkDelivered leaves its marks to
+// the next Append when one comes within the wait, and commits them itself
+// when none does.
+func TestMarksWaitForAnAppend(t *testing.T) {
+	s := openTest(t, t.TempDir())
+	defer s.Close()
+	ctx := context.Background()
+	if err := s.Append(ctx, []*courier.Envelope{dmAt("m1", "ann", "bo", 1)}); err != nil {
+		t.Fatal(err)
+	}
+	s.marks.wait = time.Minute // the Append below comes first, however slow the machine
+	type result struct {
+		out []courier.FirstDelivery
+		err error
+	}
+	got := make(chan result, 1)
+	go func() {
+		out, err := s.MarkDelivered(ctx, []string{"m1"})
+		got <- result{out, err}
+	}()
+	for queued := 0; queued == 0; {
+		time.Sleep(time.Millisecond)
+		s.marks.mu.Lock()
+		queued = len(s.marks.pending)
+		s.marks.mu.Unlock()
+	}
+	if err := s.Append(ctx, []*courier.Envelope{dmAt("m2", "bo", "ann", 2)}); err != nil {
+		t.Fatal(err)
+	}
+	r := <-got
+	s.mu.Lock()
+	own := s.marks.own
+	s.mu.Unlock()
+	if want := []courier.FirstDelivery{{ID: "m1", From: "ann", To: "bo"}}; r.err != nil || !slices.Equal(r.out, want) || own != 0 {
+		t.Errorf("MarkDelivered beside an Append = %+v, %v, with %d transactions of its own; want %+v and none", r.out, r.err, own, want)
+	}
+	s.marks.wait = time.Millisecond
+	out, err := s.MarkDelivered(ctx, []string{"m2"})
+	s.mu.Lock()
+	own = s.marks.own
+	s.mu.Unlock()
+	if want := []courier.FirstDelivery{{ID: "m2", From: "bo", To: "ann"}}; err != nil || !slices.Equal(out, want) || own != 1 {
+		t.Errorf("MarkDelivered alone = %+v, %v, with %d transactions of its own; want %+v and one", out, err, own, want)
 	}
 }

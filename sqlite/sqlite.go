@@ -103,7 +103,7 @@ func Open(dir string, opts ...Option) (*Store, error) {
 	if err := os.MkdirAll(dir, 0o750); err != nil {
 		return nil, fmt.Errorf("open sqlite store: %w", err)
 	}
-	s := &Store{path: filepath.Join(dir, FileName), cfg: cfg, heads: newHeads()}
+	s := &Store{path: filepath.Join(dir, FileName), cfg: cfg, heads: newHeads(), marks: markQueue{wait: markWait}}
 	if err := s.open(); err != nil {
 		s.closeDBs()
 		return nil, fmt.Errorf("open sqlite store %s: %w", s.path, err)
