@@ -86,6 +86,8 @@ func (h *Hub) MarkRead(ctx context.Context, user, peer string, seq uint64) error
 	if !ValidUser(peer) {
 		return fmt.Errorf("%w: invalid user to mark the conversation with", ErrBadRequest)
 	}
+	// The delivered receipts owed for what user read go first.
+	h.marks.sync()
 	m, err := h.store.MarkRead(ctx, user, peer, seq)
 	if err != nil {
 		return fmt.Errorf("mark %s's conversation with %s read: %w", user, peer, err)

@@ -18,12 +18,15 @@ type deliveredMarks struct {
 	log    *slog.Logger
 	notify func(user string, n Notice)
 
-	mu   sync.Mutex
-	ids  []string
-	seen map[string]struct{}
-	wake chan struct{}
-	stop chan struct{}
-	done chan struct{}
+	// flushing is held through each flush, from taking ids to sending
+	// their notices: sync waits on it for a flush in progress.
+	flushing sync.Mutex
+	mu       sync.Mutex
+	ids      []string
+	seen     map[string]struct{}
+	wake     chan struct{}
+	stop     chan struct{}
+	done     chan struct{}
 }
 
 func newDeliveredMarks(s Store, log *slog.Logger, notify func(string, Notice)) *deliveredMarks {
@@ -53,12 +56,22 @@ func (d *deliveredMarks) run() {
 	for {
 		select {
 		case <-d.wake:
-			d.flush()
+			d.sync()
 		case <-d.stop:
-			d.flush()
+			d.sync()
 			return
 		}
 	}
+}
+
+// sync records every mark added so far, and sends their receipts, before
+// it returns; flushes run one at a time. The read path calls it first, so
+// that a message's delivered receipt leaves before its read receipt (a
+// recipient reads only what reached it, and so was added).
+func (d *deliveredMarks) sync() {
+	d.flushing.Lock()
+	defer d.flushing.Unlock()
+	d.flush()
 }
 
 func (d *deliveredMarks) flush() {

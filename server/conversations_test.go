@@ -375,3 +375,35 @@ func checkStatus(t *testing.T, n *node, want ...string) {
 	}
 	alice.close()
 }
+
+// A recipient who reads a message the moment it arrives makes the sender
+// see its delivered receipt, then its read receipt, never the other way
+// round (on one node; see protocol.md).
+func TestDeliveredBeforeRead(t *testing.T) {
+	n := start(t, "")
+	alice := n.dial("alice").withReceipts()
+	bob := n.dial("bob")
+	for i := range 20 {
+		alice.send(map[string]any{"type": "send", "id": fmt.Sprint(i), "to": "bob", "data": i})
+		m := bob.expect("message")
+		bob.send(map[string]any{"type": "read", "id": "r", "with": "alice", "seq": m["seq"]})
+		bob.expect("ack")
+		var statuses []string
+		for len(statuses) < 2 {
+			f := alice.next()
+			switch f["type"] {
+			case "ack":
+			case "receipt":
+				if f["msg"] != m["msg"] {
+					t.Fatalf("message %d: a receipt for another message: %v", i, f)
+				}
+				statuses = append(statuses, f["status"].(string))
+			default:
+				t.Fatalf("message %d: %v", i, f)
+			}
+		}
+		if statuses[0] != "delivered" || statuses[1] != "read" {
+			t.Fatalf("message %d: receipts %v, want delivered then read", i, statuses)
+		}
+	}
+}
