@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"slices"
 	"sync"
+	"sync/atomic"
 )
 
 // replayPage is how many stored messages a replay reads at a time.
@@ -36,6 +37,8 @@ type Conn struct {
 	sending   map[string]func(Receipt, error) // acks owed for durable messages sent here
 	resumes   []resumeRequest
 	closed    bool
+	welcomed  atomic.Bool         // the transport's welcome is out (Hub.Attach); set under mu
+	early     *[]*Delivery        // live deliveries that came before it, in order (guarded by mu)
 	rooms     map[string]struct{} // guarded by hub.mu, not mu
 	watching  map[string]struct{} // users watched; guarded by hub.watch.mu
 
@@ -83,6 +86,40 @@ func (c *Conn) offer(d *Delivery, ack func()) {
 		c.hold(heldItem{d, ack})
 		c.startReplay(nil)
 	}
+}
+
+// live hands d, a delivery outside the inbox's seq order (a volatile
+// message, a notice), to the link: at once when the welcome is out, else
+// right after it. A connection is in Hub.users from the start of Attach, a
+// store read before its welcome, and the welcome must be its first frame.
+func (c *Conn) live(d *Delivery) {
+	if c.welcomed.Load() {
+		c.link.Deliver(d)
+		return
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	switch {
+	case c.welcomed.Load():
+		c.link.Deliver(d)
+	case c.early == nil:
+		c.early = &[]*Delivery{d}
+	case len(*c.early) < maxHeld:
+		*c.early = append(*c.early, d)
+	}
+}
+
+// welcome marks the welcome sent and passes on what came before it.
+func (c *Conn) welcome() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.early != nil {
+		for _, d := range *c.early {
+			c.link.Deliver(d)
+		}
+		c.early = nil
+	}
+	c.welcomed.Store(true)
 }
 
 // pass delivers item if it is next in seq order, drops it if already seen,

@@ -105,7 +105,7 @@ func (h *Hub) notify(user string, n Notice) {
 	conns := h.users[user]
 	h.mu.RUnlock()
 	for _, c := range conns {
-		c.link.Deliver(d)
+		c.live(d)
 	}
 	if h.cl != nil {
 		h.cl.publish(userTopic(user), &packet{kind: pktNotice, notice: n})

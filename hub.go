@@ -226,6 +226,7 @@ func (h *Hub) Attach(c *Conn, since *uint64, attached func()) {
 	if attached != nil {
 		attached() // still replaying: what arrived meanwhile is held
 	}
+	c.welcome()
 	if since != nil {
 		// The head is where the replay falls back to should since lie
 		// beyond it (Conn.replay).

@@ -53,7 +53,7 @@ func (cl *cluster) Receive(topic string, payload []byte) {
 			conns := cl.h.users[topic[2:]]
 			cl.h.mu.RUnlock()
 			for _, c := range conns {
-				c.link.Deliver(d)
+				c.live(d)
 			}
 		}
 	case pktPresence:
@@ -109,7 +109,7 @@ func (cl *cluster) deliver(topic string, p *packet) (n int, found bool) {
 			if d.Durable {
 				c.offer(d, nil)
 			} else {
-				c.link.Deliver(d)
+				c.live(d)
 			}
 		}
 		n = len(conns)
@@ -127,7 +127,7 @@ func (cl *cluster) deliver(topic string, p *packet) (n int, found bool) {
 			return 0, false
 		}
 		if c := h.Conn(id); c != nil {
-			c.link.Deliver(d)
+			c.live(d)
 			n, found = 1, true
 		}
 	}

@@ -266,7 +266,7 @@ func (h *Hub) deliverVolatile(o *Outgoing, d *Delivery) (int, error) {
 	n := 0
 	for _, c := range targets {
 		if c != o.Origin {
-			c.link.Deliver(d)
+			c.live(d)
 			n++
 		}
 	}

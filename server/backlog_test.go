@@ -332,3 +332,65 @@ func TestFullCommitQueueStallsOnlyItsConnection(t *testing.T) {
 		}
 	}
 }
+
+// headGated holds the inbox head read of one user, the store read Attach
+// makes between adding a connection to its user and sending the welcome.
+type headGated struct {
+	courier.Store
+	user    string
+	entered chan struct{}
+	gate    chan struct{}
+}
+
+func (s *headGated) LatestSeq(ctx context.Context, user string) (uint64, error) {
+	if user == s.user {
+		s.entered <- struct{}{}
+		<-s.gate
+	}
+	return s.Store.LatestSeq(ctx, user)
+}
+
+// A volatile message and a receipt that reach a connection while it is
+// being attached, before its welcome, come after the welcome: the welcome
+// is a connection's first frame.
+func TestWelcomeFirst(t *testing.T) {
+	gs := &headGated{user: "bob", entered: make(chan struct{}, 1), gate: make(chan struct{})}
+	tn := testnode.StartWith(t, "", testSecret, testAPIKey, func(c *courier.Config) {
+		gs.Store = c.Store
+		c.Store = gs
+	})
+	var once sync.Once
+	open := func() { once.Do(func() { close(gs.gate) }) }
+	t.Cleanup(open)
+	n := &node{Node: tn, t: t, url: tn.URL, hub: tn.Hub}
+	alice := n.dial("alice")
+	if _, err := tn.Hub.Send(context.Background(), courier.Outgoing{From: "bob", To: "alice", Data: []byte(`"hi"`)}); err != nil {
+		t.Fatal(err)
+	}
+	m := alice.expect("message")
+
+	bob := n.dialRaw("bob").withReceipts()
+	<-gs.entered // bob is among the hub's connections; no welcome yet
+	alice.send(`{"type":"send","id":"v","to":"bob","volatile":true,"data":"early"}`)
+	if a := alice.expect("ack"); a["id"] != "v" {
+		t.Fatalf("alice's ack: %v", a)
+	}
+	alice.send(map[string]any{"type": "read", "id": "r", "with": "bob", "seq": m["seq"]})
+	alice.expect("ack") // bob's connections were handed the read receipt
+	open()
+	if w := bob.next(); w["type"] != "welcome" {
+		t.Fatalf("bob's first frame: %v", w)
+	}
+	if f := bob.expect("message"); f["data"] != "early" {
+		t.Fatalf("bob's second frame: %v", f)
+	}
+	// The delivered receipt of bob's message may have gone out before bob
+	// connected, or reach this connection now; the read receipt does.
+	r := bob.expect("receipt")
+	if r["status"] == "delivered" && r["msg"] == m["msg"] {
+		r = bob.expect("receipt")
+	}
+	if r["status"] != "read" || r["msg"] != m["msg"] {
+		t.Fatalf("bob's read receipt: %v", r)
+	}
+}
