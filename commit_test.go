@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/courier-im/courier"
+	"github.com/courier-im/courier/internal/testnode"
 	"github.com/courier-im/courier/sqlite"
 )
 
@@ -33,21 +34,35 @@ func (c *countingStore) Append(ctx context.Context, batch []*courier.Envelope) e
 	return c.Store.Append(ctx, batch)
 }
 
-// countingHub returns a hub on a fresh SQLite store, counted.
-func countingHub(t *testing.T, cfg courier.Config) (*courier.Hub, *countingStore, courier.Store) {
+// hubOn returns a hub on a fresh SQLite store, wrapped by wrap when not
+// nil, and that SQLite store; both close when the test ends, the hub first.
+func hubOn(t *testing.T, cfg courier.Config, wrap func(*sqlite.Store) courier.Store) (*courier.Hub, *sqlite.Store) {
 	t.Helper()
 	inner, err := sqlite.Open(t.TempDir())
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { inner.Close() })
-	store := &countingStore{Store: inner}
-	cfg.Store = store
+	cfg.Store = inner
+	if wrap != nil {
+		cfg.Store = wrap(inner)
+	}
 	hub, err := courier.NewHub(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { hub.Close() })
+	return hub, inner
+}
+
+// countingHub returns a hub on a fresh SQLite store, counted.
+func countingHub(t *testing.T, cfg courier.Config) (*courier.Hub, *countingStore, courier.Store) {
+	t.Helper()
+	var store *countingStore
+	hub, inner := hubOn(t, cfg, func(s *sqlite.Store) courier.Store {
+		store = &countingStore{Store: s}
+		return store
+	})
 	return hub, store, inner
 }
 
@@ -106,41 +121,16 @@ func TestMaxBatch(t *testing.T) {
 	}
 }
 
-// gatedStore holds every Append until open is closed, and tells entered
-// when one is waiting.
-type gatedStore struct {
-	courier.Store
-	entered chan struct{}
-	open    chan struct{}
-}
-
-func (g *gatedStore) Append(ctx context.Context, batch []*courier.Envelope) error {
-	select {
-	case g.entered <- struct{}{}:
-	default:
-	}
-	<-g.open
-	return g.Store.Append(ctx, batch)
-}
-
 // Config.MaxStoreQueue bounds the bytes of durable messages held for a slow
 // store: a Post past it waits for room, and nothing is lost.
 func TestMaxStoreQueue(t *testing.T) {
-	inner, err := sqlite.Open(t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer inner.Close()
-	store := &gatedStore{Store: inner, entered: make(chan struct{}, 1), open: make(chan struct{})}
+	var store *testnode.GatedStore
 	data := json.RawMessage(`"` + strings.Repeat("x", 998) + `"`) // 1,000 bytes: 1,256 with the overhead
-	hub, err := courier.NewHub(courier.Config{Store: store, MaxStoreQueue: 3 * 1256})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer hub.Close()
-	var opened sync.Once
-	openGate := func() { opened.Do(func() { close(store.open) }) }
-	defer openGate() // before hub.Close, which waits for the commit at the gate
+	hub, inner := hubOn(t, courier.Config{MaxStoreQueue: 3 * 1256}, func(s *sqlite.Store) courier.Store {
+		store = testnode.NewGatedStore(s, "", "Append")
+		return store
+	})
+	t.Cleanup(store.Open) // before hub.Close, which waits for the commit at the gate
 	var stored atomic.Int64
 	post := func() {
 		hub.Post(courier.Outgoing{From: "ann", To: "bo", Data: data}, func(_ courier.Receipt, err error) {
@@ -151,7 +141,7 @@ func TestMaxStoreQueue(t *testing.T) {
 		})
 	}
 	post() // taken by the committer, which waits at the gate
-	<-store.entered
+	<-store.Entered
 	post()
 	post() // the queue is full now: three messages
 	returned := make(chan struct{})
@@ -164,7 +154,7 @@ func TestMaxStoreQueue(t *testing.T) {
 		t.Fatal("a fourth message was queued past MaxStoreQueue")
 	case <-time.After(100 * time.Millisecond):
 	}
-	openGate()
+	store.Open()
 	<-returned
 	deadline := time.Now().Add(10 * time.Second)
 	for stored.Load() < 4 && time.Now().Before(deadline) {
@@ -178,15 +168,7 @@ func TestMaxStoreQueue(t *testing.T) {
 // A store that fails gives the sender an error, never a false ack, and
 // delivers nothing.
 func TestStoreFailureIsNoAck(t *testing.T) {
-	inner, err := sqlite.Open(t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	hub, err := courier.NewHub(courier.Config{Store: inner})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer hub.Close()
+	hub, inner := hubOn(t, courier.Config{}, nil)
 	rec := &recorder{}
 	hub.Attach(hub.NewConn(courier.Identity{User: "bob"}, rec), nil, nil)
 	_ = inner.Close() // the store goes away under the hub
@@ -221,17 +203,11 @@ func (p *pickyStore) Append(ctx context.Context, batch []*courier.Envelope) erro
 // One message the store refuses fails alone, not the group commit it was
 // batched with.
 func TestBadMessageFailsAlone(t *testing.T) {
-	inner, err := sqlite.Open(t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer inner.Close()
-	store := &pickyStore{Store: inner}
-	hub, err := courier.NewHub(courier.Config{Store: store})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer hub.Close()
+	var store *pickyStore
+	hub, inner := hubOn(t, courier.Config{}, func(s *sqlite.Store) courier.Store {
+		store = &pickyStore{Store: s}
+		return store
+	})
 	var wg sync.WaitGroup
 	var failed atomic.Int64
 	for i := range 64 {

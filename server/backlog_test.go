@@ -3,7 +3,6 @@ package server_test
 import (
 	"context"
 	"fmt"
-	"sync"
 	"testing"
 	"time"
 
@@ -14,48 +13,37 @@ import (
 	"github.com/courier-im/courier/server"
 )
 
-// gatedStore is a real store whose Search waits until the gate opens, so
-// that a frame that may block is certainly still being handled.
-type gatedStore struct {
-	courier.Store
-	entered chan struct{}
-	gate    chan struct{}
-}
-
-func (s *gatedStore) Search(ctx context.Context, user string, q courier.Query, limit int) ([]courier.Message, error) {
-	s.entered <- struct{}{}
-	<-s.gate
-	return s.Store.Search(ctx, user, q, limit)
-}
-
-// startGated runs a node whose Search blocks until the returned function
-// is called (once); tweak adjusts the server's config.
-func startGated(t *testing.T, tweak ...func(*server.Config)) (*node, *gatedStore, func()) {
-	gs := &gatedStore{entered: make(chan struct{}, 16), gate: make(chan struct{})}
+// startGated runs a node whose store holds the calls named (see
+// testnode.NewGatedStore) until gs.Open, which the test's end calls too;
+// hub and tweak adjust the hub's and the server's configs.
+func startGated(t *testing.T, user string, calls []string, hub func(*courier.Config), tweak ...func(*server.Config)) (*node, *testnode.GatedStore) {
+	var gs *testnode.GatedStore
 	n := testnode.StartWith(t, "", testSecret, testAPIKey, func(c *courier.Config) {
-		gs.Store = c.Store
+		gs = testnode.NewGatedStore(c.Store, user, calls...)
 		c.Store = gs
-	}, tweak...)
-	opened := false
-	open := func() {
-		if !opened {
-			opened = true
-			close(gs.gate)
+		if hub != nil {
+			hub(c)
 		}
-	}
-	t.Cleanup(open) // a failed test must not leave a handler waiting
-	return &node{Node: n, t: t, url: n.URL, hub: n.Hub}, gs, open
+	}, tweak...)
+	t.Cleanup(gs.Open) // a failed test must not leave a handler waiting
+	return &node{Node: n, t: t, url: n.URL, hub: n.Hub}, gs
+}
+
+// searchGated is a node whose every Search waits, so that a frame that may
+// block is certainly still being handled.
+func searchGated(t *testing.T, tweak ...func(*server.Config)) (*node, *testnode.GatedStore) {
+	return startGated(t, "", []string{"Search"}, nil, tweak...)
 }
 
 // A frame that waits for the store holds up its own connection's later
 // frames, in order, and nobody else's: the poller goes on handling the
 // other connections.
 func TestBlockingFrameStallsOnlyItsConnection(t *testing.T) {
-	n, gs, open := startGated(t)
+	n, gs := searchGated(t)
 	alice, bob, carol := n.dial("alice"), n.dial("bob"), n.dial("carol")
 
 	alice.send(`{"type":"search","id":"s","q":"pizza"}`)
-	<-gs.entered
+	<-gs.Entered
 	alice.send(`{"type":"ping","id":"p"}`)
 	alice.send(`{"type":"send","id":"v","to":"bob","volatile":true,"data":"after the search"}`)
 
@@ -72,7 +60,7 @@ func TestBlockingFrameStallsOnlyItsConnection(t *testing.T) {
 	alice.quiet(200 * time.Millisecond) // her frames wait behind the search
 	bob.quiet(0)
 
-	open()
+	gs.Open()
 	if h := alice.expect("history"); h["id"] != "s" {
 		t.Fatalf("first reply: %v", h)
 	}
@@ -225,13 +213,13 @@ func waitConns(t *testing.T, n *node, want int) {
 // closed with 1008; the replies made before go out first, the frames that
 // waited are not handled.
 func TestBacklogLimit(t *testing.T) {
-	n, gs, open := startGated(t, func(c *server.Config) { c.MaxBacklog = 1000 })
+	n, gs := searchGated(t, func(c *server.Config) { c.MaxBacklog = 1000 })
 	bob := n.dial("bob")
 	c := n.dial("alice")
 	c.send(`{"type":"ping","id":"first"}`)
 	c.expect("pong")
 	c.send(`{"type":"search","id":"s","q":"x"}`)
-	<-gs.entered
+	<-gs.Entered
 	// Each frame is 75 bytes: 13 fit in 1,000, the 14th does not.
 	for i := range 14 {
 		c.send(fmt.Sprintf(`{"type":"send","id":"w%02d","to":"bob","volatile":true,"data":"waited......"}`, i))
@@ -239,7 +227,7 @@ func TestBacklogLimit(t *testing.T) {
 	if code := c.closeCode(); code != websocket.StatusPolicyViolation {
 		t.Fatalf("close code %d, want 1008", code)
 	}
-	open()
+	gs.Open()
 	bob.quiet(300 * time.Millisecond) // the frames that waited were dropped, not handled
 	// Other connections are untouched.
 	d := n.dial("carol")
@@ -249,15 +237,15 @@ func TestBacklogLimit(t *testing.T) {
 
 // Under the limit, a backlog is worked through in full.
 func TestBacklogUnderTheLimit(t *testing.T) {
-	n, gs, open := startGated(t)
+	n, gs := searchGated(t)
 	bob := n.dial("bob")
 	c := n.dial("alice")
 	c.send(`{"type":"search","id":"s","q":"x"}`)
-	<-gs.entered
+	<-gs.Entered
 	for i := range 200 {
 		c.send(fmt.Sprintf(`{"type":"send","id":"w%d","to":"bob","volatile":true,"data":%d}`, i, i))
 	}
-	open()
+	gs.Open()
 	c.expect("history")
 	for i := range 200 {
 		if a := c.expect("ack"); a["id"] != fmt.Sprintf("w%d", i) {
@@ -269,41 +257,18 @@ func TestBacklogUnderTheLimit(t *testing.T) {
 	}
 }
 
-// appendGated holds every Append until gate is closed.
-type appendGated struct {
-	courier.Store
-	entered chan struct{}
-	gate    chan struct{}
-}
-
-func (s *appendGated) Append(ctx context.Context, batch []*courier.Envelope) error {
-	select {
-	case s.entered <- struct{}{}:
-	default:
-	}
-	<-s.gate
-	return s.Store.Append(ctx, batch)
-}
-
 // Durable sends are handled on the event loop while the commit queue has
 // room, and wait in their connection's backlog when it is full: a full
 // queue stalls only the connections whose sends wait for it, and every
 // send is acked, in order, once the store goes on.
 func TestFullCommitQueueStallsOnlyItsConnection(t *testing.T) {
-	gs := &appendGated{entered: make(chan struct{}, 1), gate: make(chan struct{})}
-	tn := testnode.StartWith(t, "", testSecret, testAPIKey, func(c *courier.Config) {
-		gs.Store = c.Store
-		c.Store = gs
+	n, gs := startGated(t, "", []string{"Append"}, func(c *courier.Config) {
 		c.MaxBatch = 1 // a queue of two
 	})
-	var once sync.Once
-	open := func() { once.Do(func() { close(gs.gate) }) }
-	t.Cleanup(open)
-	n := &node{Node: tn, t: t, url: tn.URL, hub: tn.Hub}
 	alice, bob, carol := n.dial("alice"), n.dial("bob"), n.dial("carol")
 
 	alice.send(`{"type":"send","id":"d1","to":"bob","data":1}`)
-	<-gs.entered // d1 is in the commit, at the gate
+	<-gs.Entered // d1 is in the commit, at the gate
 	for i := 2; i <= 6; i++ {
 		alice.send(fmt.Sprintf(`{"type":"send","id":"d%d","to":"bob","data":%d}`, i, i))
 	}
@@ -320,7 +285,7 @@ func TestFullCommitQueueStallsOnlyItsConnection(t *testing.T) {
 	bob.expect("pong")
 	alice.quiet(200 * time.Millisecond)
 
-	open()
+	gs.Open()
 	for i := 1; i <= 6; i++ {
 		if a := alice.expect("ack"); a["id"] != fmt.Sprint("d", i) || a["seq"] != float64(i) {
 			t.Fatalf("ack %d: %v", i, a)
@@ -333,51 +298,28 @@ func TestFullCommitQueueStallsOnlyItsConnection(t *testing.T) {
 	}
 }
 
-// headGated holds the inbox head read of one user, the store read Attach
-// makes between adding a connection to its user and sending the welcome.
-type headGated struct {
-	courier.Store
-	user    string
-	entered chan struct{}
-	gate    chan struct{}
-}
-
-func (s *headGated) LatestSeq(ctx context.Context, user string) (uint64, error) {
-	if user == s.user {
-		s.entered <- struct{}{}
-		<-s.gate
-	}
-	return s.Store.LatestSeq(ctx, user)
-}
-
 // A volatile message and a receipt that reach a connection while it is
 // being attached, before its welcome, come after the welcome: the welcome
 // is a connection's first frame.
 func TestWelcomeFirst(t *testing.T) {
-	gs := &headGated{user: "bob", entered: make(chan struct{}, 1), gate: make(chan struct{})}
-	tn := testnode.StartWith(t, "", testSecret, testAPIKey, func(c *courier.Config) {
-		gs.Store = c.Store
-		c.Store = gs
-	})
-	var once sync.Once
-	open := func() { once.Do(func() { close(gs.gate) }) }
-	t.Cleanup(open)
-	n := &node{Node: tn, t: t, url: tn.URL, hub: tn.Hub}
+	// bob's inbox head read, which Attach makes between adding the
+	// connection to bob's and sending the welcome, waits.
+	n, gs := startGated(t, "bob", []string{"LatestSeq"}, nil)
 	alice := n.dial("alice")
-	if _, err := tn.Hub.Send(context.Background(), courier.Outgoing{From: "bob", To: "alice", Data: []byte(`"hi"`)}); err != nil {
+	if _, err := n.Hub.Send(context.Background(), courier.Outgoing{From: "bob", To: "alice", Data: []byte(`"hi"`)}); err != nil {
 		t.Fatal(err)
 	}
 	m := alice.expect("message")
 
 	bob := n.dialRaw("bob").withReceipts()
-	<-gs.entered // bob is among the hub's connections; no welcome yet
+	<-gs.Entered // bob is among the hub's connections; no welcome yet
 	alice.send(`{"type":"send","id":"v","to":"bob","volatile":true,"data":"early"}`)
 	if a := alice.expect("ack"); a["id"] != "v" {
 		t.Fatalf("alice's ack: %v", a)
 	}
 	alice.send(map[string]any{"type": "read", "id": "r", "with": "bob", "seq": m["seq"]})
 	alice.expect("ack") // bob's connections were handed the read receipt
-	open()
+	gs.Open()
 	if w := bob.next(); w["type"] != "welcome" {
 		t.Fatalf("bob's first frame: %v", w)
 	}

@@ -1,6 +1,7 @@
 // Package testnode starts a real courier node for tests: a SQLite store in a
 // directory, a hub, the WebSocket server and an HTTP listener on a free
-// loopback port — wired as cmd/courier wires them.
+// loopback port — wired as cmd/courier wires them; and GatedStore, a store
+// whose calls a test can hold.
 package testnode
 
 import (
