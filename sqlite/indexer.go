@@ -183,6 +183,7 @@ func (x *indexer) takeHanded(mark int64) []committed {
 		x.handedBytes -= len(x.handed[i].data)
 		i++
 	}
+	clear(x.handed[:i]) // the array outlives them until append moves it
 	x.handed = x.handed[i:]
 	if len(x.handed) == 0 || x.handed[0].pk != mark+1 {
 		return nil
