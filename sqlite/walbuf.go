@@ -38,6 +38,10 @@ var walBuf struct {
 	err  error
 	tls  *libc.TLS // registration's; kept, as the VFS is never unregistered
 
+	// unixFiles: the default VFS is SQLite's "unix", whose files are
+	// lib.TunixFile (dataSync reads their descriptor)
+	unixFiles bool
+
 	mu      sync.Mutex
 	files   map[uintptr]*walFile // open WAL files, by sqlite3_file pointer
 	methods map[uintptr]uintptr  // default io methods -> our wrapper of them
@@ -92,6 +96,7 @@ func registerWALBuf() error {
 		}
 		v := (*lib.Tsqlite3_vfs)(ptr(vfs))
 		*v = *(*lib.Tsqlite3_vfs)(ptr(base))
+		walBuf.unixFiles = libc.GoString(v.FzName) == "unix"
 		v.FpNext, v.FzName, v.FpAppData = 0, name, base
 		setFn[xOpenFn](&v.FxOpen, walBufOpen)
 		if rc := lib.Xsqlite3_vfs_register(tls, vfs, 0); rc != lib.SQLITE_OK {
@@ -207,6 +212,9 @@ func walBufRead(tls *libc.TLS, pFile, zBuf uintptr, iAmt int32, iOfst int64) int
 func walBufSync(tls *libc.TLS, pFile uintptr, flags int32) int32 {
 	w := walFileOf(pFile)
 	if rc := w.flush(tls, pFile); rc != lib.SQLITE_OK {
+		return rc
+	}
+	if rc, ok := dataSync(pFile); ok {
 		return rc
 	}
 	return fn[xSyncFn](w.methods().FxSync)(tls, pFile, flags)
