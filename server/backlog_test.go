@@ -48,15 +48,7 @@ func TestBlockingFrameStallsOnlyItsConnection(t *testing.T) {
 	alice.send(`{"type":"send","id":"v","to":"bob","volatile":true,"data":"after the search"}`)
 
 	// Meanwhile everyone else is served.
-	bob.send(`{"type":"send","id":"1","to":"carol","volatile":true,"data":"hi"}`)
-	if a := bob.expect("ack"); a["id"] != "1" {
-		t.Fatalf("bob's ack: %v", a)
-	}
-	if m := carol.expect("message"); m["data"] != "hi" {
-		t.Fatalf("carol got %v", m)
-	}
-	carol.send(`{"type":"ping","id":"c"}`)
-	carol.expect("pong")
+	served(bob, carol)
 	alice.quiet(200 * time.Millisecond) // her frames wait behind the search
 	bob.quiet(0)
 
@@ -274,15 +266,7 @@ func TestFullCommitQueueStallsOnlyItsConnection(t *testing.T) {
 	}
 	// d2 and d3 fill the queue; d4 waits for room in alice's backlog, and
 	// d5 and d6 behind it. Everyone else is served meanwhile.
-	carol.send(`{"type":"send","id":"v","to":"bob","volatile":true,"data":"live"}`)
-	if a := carol.expect("ack"); a["id"] != "v" {
-		t.Fatalf("carol's ack: %v", a)
-	}
-	if m := bob.expect("message"); m["data"] != "live" {
-		t.Fatalf("bob got %v", m)
-	}
-	bob.send(`{"type":"ping","id":"p"}`)
-	bob.expect("pong")
+	served(carol, bob)
 	alice.quiet(200 * time.Millisecond)
 
 	gs.Open()
@@ -335,4 +319,20 @@ func TestWelcomeFirst(t *testing.T) {
 	if r["status"] != "read" || r["msg"] != m["msg"] {
 		t.Fatalf("bob's read receipt: %v", r)
 	}
+}
+
+// served checks that from and to are served while another connection's
+// frames wait: a volatile send from from is acknowledged and reaches to,
+// and to's ping is answered.
+func served(from, to *client) {
+	from.t.Helper()
+	from.send(`{"type":"send","id":"served","to":"` + to.user + `","volatile":true,"data":"live"}`)
+	if a := from.expect("ack"); a["id"] != "served" {
+		from.t.Fatalf("%s's ack: %v", from.user, a)
+	}
+	if m := to.expect("message"); m["data"] != "live" {
+		to.t.Fatalf("%s got %v", to.user, m)
+	}
+	to.send(`{"type":"ping","id":"served"}`)
+	to.expect("pong")
 }
