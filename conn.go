@@ -141,8 +141,10 @@ func (c *Conn) pass(it heldItem) bool {
 	if it.ack != nil {
 		it.ack()
 	} else {
-		c.link.Deliver(it.d)
+		// The mark goes first: once the frame is out, the recipient may
+		// read it, and the read waits only for marks already added.
 		c.reached(it.d)
+		c.link.Deliver(it.d)
 	}
 	return true
 }
@@ -394,8 +396,8 @@ func (c *Conn) catchUp(ctx context.Context) (uint64, error) {
 					ack(Receipt{ID: msgs[i].ID, Seq: msgs[i].Seq}, nil)
 				} else {
 					d := &Delivery{Message: msgs[i], Durable: true}
+					c.reached(d) // before the frame leaves, as in pass
 					c.link.Deliver(d)
-					c.reached(d)
 				}
 			}
 			c.mu.Unlock()
