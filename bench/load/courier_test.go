@@ -98,8 +98,8 @@ func checkFlow(t *testing.T, r *FlowResult, fanout int64) {
 	if r.SeqErrors != 0 || r.Dropped != 0 {
 		t.Errorf("seq errors %d, dropped %d", r.SeqErrors, r.Dropped)
 	}
-	if r.LatP50ms <= 0 || r.LatP99ms < r.LatP50ms || r.LatMaxms < r.LatP99ms {
-		t.Errorf("latency p50 %g p99 %g max %g", r.LatP50ms, r.LatP99ms, r.LatMaxms)
+	if r.LatP50ms <= 0 || r.LatP99ms < r.LatP50ms || r.LatP999ms < r.LatP99ms || r.LatMaxms < r.LatP999ms {
+		t.Errorf("latency p50 %g p99 %g p99.9 %g max %g", r.LatP50ms, r.LatP99ms, r.LatP999ms, r.LatMaxms)
 	}
 	if r.DeliveredPS <= 0 || r.ServerCPUs <= 0 || r.PerServerCPU <= 0 || r.GenCPUs <= 0 || r.GenUsPerMsg <= 0 {
 		t.Errorf("delivered/s %g, server CPU %g, per CPU %g, generator CPU %g, µs/msg %g", r.DeliveredPS, r.ServerCPUs, r.PerServerCPU, r.GenCPUs, r.GenUsPerMsg)

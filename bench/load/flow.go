@@ -324,7 +324,7 @@ func runFlow(ctx context.Context, cfg *Config, r *FlowResult) error {
 		r.DeliveredPS = round(float64(r.Delivered)/r.ElapsedS, 0)
 	}
 	r.LatP50ms, r.LatP90ms, r.LatP99ms = ms(st.hist.Quantile(0.5)), ms(st.hist.Quantile(0.9)), ms(st.hist.Quantile(0.99))
-	r.LatMaxms = ms(st.hist.Max())
+	r.LatP999ms, r.LatMaxms = ms(st.hist.Quantile(0.999)), ms(st.hist.Max())
 	if r.ServerCPUs > 0 {
 		r.PerServerCPU = round(float64(r.Delivered)/r.ServerCPUs, 0)
 	}

@@ -189,6 +189,7 @@ type FlowResult struct {
 	LatP50ms     float64 `json:"lat_p50_ms"`
 	LatP90ms     float64 `json:"lat_p90_ms"`
 	LatP99ms     float64 `json:"lat_p99_ms"`
+	LatP999ms    float64 `json:"lat_p999_ms"` // sees stalls too short or rare for p99
 	LatMaxms     float64 `json:"lat_max_ms"`
 	ServerCPUs   float64 `json:"server_cpu_s"`
 	PerServerCPU float64 `json:"deliveries_per_server_cpu_s"`

@@ -450,7 +450,7 @@ func summary(w io.Writer, r *load.Result) {
 		}
 		fmt.Fprintf(&b, "deliveries    %d of %d expected, lost %d, extra %d, seq errors %d, dropped conns %d\n", f.Delivered, f.Expected, f.Lost, f.Extra, f.SeqErrors, f.Dropped)
 		fmt.Fprintf(&b, "throughput    %.0f deliveries/s over %.2fs\n", f.DeliveredPS, f.ElapsedS)
-		fmt.Fprintf(&b, "latency ms    p50 %.3f  p90 %.3f  p99 %.3f  max %.3f\n", f.LatP50ms, f.LatP90ms, f.LatP99ms, f.LatMaxms)
+		fmt.Fprintf(&b, "latency ms    p50 %.3f  p90 %.3f  p99 %.3f  p99.9 %.3f  max %.3f\n", f.LatP50ms, f.LatP90ms, f.LatP99ms, f.LatP999ms, f.LatMaxms)
 		fmt.Fprintf(&b, "server CPU    %.2fs: %.0f deliveries per CPU-second\n", f.ServerCPUs, f.PerServerCPU)
 		fmt.Fprintf(&b, "generator CPU %.2fs: %.2f µs per delivery\n", f.GenCPUs, f.GenUsPerMsg)
 		fmt.Fprintf(&b, "other CPU     %.2f cores busy with something else\n", f.OtherCores)
