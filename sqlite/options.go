@@ -6,7 +6,8 @@ import "time"
 // WithSynchronous; it maps to SQLite's PRAGMA synchronous.
 //
 // In WAL mode SyncFull syncs the WAL to disk at every commit (with
-// fdatasync on Linux, see dataSync), so an Append that has returned
+// fdatasync on Linux, as checkpoints sync the database file; see
+// dataSync), so an Append that has returned
 // survives a crash of the process, of the OS, and a power loss (as far as
 // the disk honours flushes). SyncNormal fsyncs only at checkpoints: a
 // returned Append survives a crash of the process (its WAL frames are in the

@@ -125,6 +125,10 @@ func (s *Store) dsn(reader bool) string {
 	q.Add("_pragma", "temp_store(MEMORY)")
 	if reader {
 		q.Add("_pragma", "query_only(1)")
+	} else if s.cfg.sync == SyncFull {
+		// The checkpointer syncs the database file as the writer does
+		// (walBufVFS; registered by openWriter).
+		q.Add("vfs", walBufVFS)
 	}
 	return s.path + "?" + q.Encode()
 }

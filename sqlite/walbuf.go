@@ -3,6 +3,7 @@ package sqlite
 import (
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"unsafe"
 
 	"modernc.org/libc"
@@ -12,7 +13,8 @@ import (
 
 // walBufVFS is the name of a SQLite VFS that is the default one except that
 // writes to a WAL file are gathered in memory and written with one pwrite
-// when SQLite next syncs, reads or sizes that file.
+// when SQLite next syncs, reads or sizes that file, and that WAL and
+// database files are synced with fdatasync on Linux (dataSync).
 //
 // Why: SQLite writes each WAL frame with two pwrite calls (24-byte header,
 // then the page), and an Append dirties a page or more per message in the
@@ -45,7 +47,16 @@ var walBuf struct {
 	mu      sync.Mutex
 	files   map[uintptr]*walFile // open WAL files, by sqlite3_file pointer
 	methods map[uintptr]uintptr  // default io methods -> our wrapper of them
+
+	// The database file's methods are the default ones with xSync
+	// replaced (dbSync), by the default's pointer and back.
+	dbMethods map[uintptr]uintptr
+	dbOrig    map[uintptr]uintptr
 }
+
+// dataSyncs counts the syncs made by dataSync, of WAL and of database
+// files, for tests.
+var dataSyncs struct{ wal, db atomic.Int64 }
 
 // walFile is the buffer of one open WAL file: buf[:n] goes at offset off.
 type walFile struct {
@@ -81,6 +92,8 @@ func registerWALBuf() error {
 	walBuf.once.Do(func() {
 		walBuf.files = make(map[uintptr]*walFile)
 		walBuf.methods = make(map[uintptr]uintptr)
+		walBuf.dbMethods = make(map[uintptr]uintptr)
+		walBuf.dbOrig = make(map[uintptr]uintptr)
 		tls := libc.NewTLS()
 		walBuf.tls = tls
 		base := lib.Xsqlite3_vfs_find(tls, 0)
@@ -107,36 +120,84 @@ func registerWALBuf() error {
 }
 
 // walBufOpen is xOpen: the default VFS's, then for a WAL file our methods
-// in place of its own.
+// in place of its own, and for a database file our xSync.
 func walBufOpen(tls *libc.TLS, pVfs, zName, pFile uintptr, flags int32, pOutFlags uintptr) int32 {
 	base := (*lib.Tsqlite3_vfs)(ptr(pVfs)).FpAppData
 	rc := fn[xOpenFn]((*lib.Tsqlite3_vfs)(ptr(base)).FxOpen)(tls, base, zName, pFile, flags, pOutFlags)
 	f := (*lib.Tsqlite3_file)(ptr(pFile))
-	if rc != lib.SQLITE_OK || flags&lib.SQLITE_OPEN_WAL == 0 || f.FpMethods == 0 {
+	if rc != lib.SQLITE_OK || f.FpMethods == 0 {
+		return rc
+	}
+	if flags&lib.SQLITE_OPEN_MAIN_DB != 0 {
+		wrapDB(tls, f)
+		return rc
+	}
+	if flags&lib.SQLITE_OPEN_WAL == 0 {
 		return rc
 	}
 	walBuf.mu.Lock()
 	defer walBuf.mu.Unlock()
 	orig := f.FpMethods
-	wrapped := walBuf.methods[orig]
-	if wrapped == 0 {
-		wrapped = libc.Xmalloc(tls, types.Size_t(unsafe.Sizeof(lib.Tsqlite3_io_methods{})))
-		if wrapped == 0 {
-			return rc // unbuffered, then
-		}
-		m := (*lib.Tsqlite3_io_methods)(ptr(wrapped))
-		*m = *(*lib.Tsqlite3_io_methods)(ptr(orig))
+	wrapped := wrapMethods(tls, walBuf.methods, orig, func(m *lib.Tsqlite3_io_methods) {
 		setFn[xCloseFn](&m.FxClose, walBufClose)
 		setFn[xRWFn](&m.FxRead, walBufRead)
 		setFn[xRWFn](&m.FxWrite, walBufWrite)
 		setFn[xTruncateFn](&m.FxTruncate, walBufTruncate)
 		setFn[xSyncFn](&m.FxSync, walBufSync)
 		setFn[xFileSizeFn](&m.FxFileSize, walBufFileSize)
-		walBuf.methods[orig] = wrapped
+	})
+	if wrapped == 0 {
+		return rc // unbuffered, then
 	}
 	walBuf.files[pFile] = &walFile{orig: orig}
 	f.FpMethods = wrapped
 	return rc
+}
+
+// wrapDB gives the database file f the default methods with dbSync as its
+// xSync: a checkpoint's sync of the database file is then an fdatasync too
+// (see dataSync), as in SQLite built for Linux anywhere else.
+func wrapDB(tls *libc.TLS, f *lib.Tsqlite3_file) {
+	walBuf.mu.Lock()
+	defer walBuf.mu.Unlock()
+	orig := f.FpMethods
+	wrapped := wrapMethods(tls, walBuf.dbMethods, orig, func(m *lib.Tsqlite3_io_methods) {
+		setFn[xSyncFn](&m.FxSync, dbSync)
+	})
+	if wrapped == 0 {
+		return // synced by the default, then
+	}
+	walBuf.dbOrig[wrapped] = orig
+	f.FpMethods = wrapped
+}
+
+// wrapMethods returns the copy of the io methods orig that set has changed,
+// made once per orig and kept in made; 0 when out of memory. walBuf.mu is
+// held.
+func wrapMethods(tls *libc.TLS, made map[uintptr]uintptr, orig uintptr, set func(*lib.Tsqlite3_io_methods)) uintptr {
+	if wrapped := made[orig]; wrapped != 0 {
+		return wrapped
+	}
+	wrapped := libc.Xmalloc(tls, types.Size_t(unsafe.Sizeof(lib.Tsqlite3_io_methods{})))
+	if wrapped == 0 {
+		return 0
+	}
+	m := (*lib.Tsqlite3_io_methods)(ptr(wrapped))
+	*m = *(*lib.Tsqlite3_io_methods)(ptr(orig))
+	set(m)
+	made[orig] = wrapped
+	return wrapped
+}
+
+func dbSync(tls *libc.TLS, pFile uintptr, flags int32) int32 {
+	if rc, ok := dataSync(pFile); ok {
+		dataSyncs.db.Add(1)
+		return rc
+	}
+	walBuf.mu.Lock()
+	orig := walBuf.dbOrig[(*lib.Tsqlite3_file)(ptr(pFile)).FpMethods]
+	walBuf.mu.Unlock()
+	return fn[xSyncFn]((*lib.Tsqlite3_io_methods)(ptr(orig)).FxSync)(tls, pFile, flags)
 }
 
 func walFileOf(pFile uintptr) *walFile {
@@ -215,6 +276,7 @@ func walBufSync(tls *libc.TLS, pFile uintptr, flags int32) int32 {
 		return rc
 	}
 	if rc, ok := dataSync(pFile); ok {
+		dataSyncs.wal.Add(1)
 		return rc
 	}
 	return fn[xSyncFn](w.methods().FxSync)(tls, pFile, flags)
