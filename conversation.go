@@ -18,6 +18,13 @@ type ReadMark struct {
 	// Moved is set when the mark advanced; marking an older seq than the
 	// one stored changes nothing.
 	Moved bool
+	// Delivered are the messages from the peer that the mark passed and
+	// that had not been marked delivered, in seq order: a message read was
+	// delivered, so MarkRead marks them, each once across every node as
+	// MarkDelivered would. It covers a message read from history on a
+	// device it was never pushed to, and a node that died before it
+	// recorded its delivered marks.
+	Delivered []FirstDelivery
 }
 
 // A FirstDelivery is a stored direct message that reached a connection of

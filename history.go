@@ -81,7 +81,8 @@ func (h *Hub) Conversations(ctx context.Context, user string, limit int) ([]Conv
 
 // MarkRead marks user's conversation with peer read up to seq (in user's
 // inbox). When the mark moves past a message from peer, peer's connections,
-// on every node, get a read receipt naming the newest such message.
+// on every node, get a read receipt naming the newest such message, after
+// the delivered receipts of those it passed that no delivery had marked.
 func (h *Hub) MarkRead(ctx context.Context, user, peer string, seq uint64) error {
 	if !ValidUser(peer) {
 		return fmt.Errorf("%w: invalid user to mark the conversation with", ErrBadRequest)
@@ -91,6 +92,13 @@ func (h *Hub) MarkRead(ctx context.Context, user, peer string, seq uint64) error
 	m, err := h.store.MarkRead(ctx, user, peer, seq)
 	if err != nil {
 		return fmt.Errorf("mark %s's conversation with %s read: %w", user, peer, err)
+	}
+	// What the read marked delivered (it was never marked where it was
+	// delivered) gets its delivered receipt before the read receipt.
+	for _, f := range m.Delivered {
+		if f.From != f.To {
+			h.notify(f.From, Notice{Kind: NoticeDelivered, By: f.To, Msg: f.ID})
+		}
 	}
 	if m.Moved && m.Msg != "" && peer != user {
 		h.notify(peer, Notice{Kind: NoticeRead, By: user, Msg: m.Msg})

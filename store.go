@@ -60,7 +60,9 @@ type Store interface {
 	Conversations(ctx context.Context, user string, limit int) ([]Conversation, error)
 
 	// MarkRead moves user's read mark of the conversation with peer up to
-	// seq (a seq in user's inbox), never back.
+	// seq (a seq in user's inbox), never back. The messages from peer it
+	// passes that had no delivered mark get one, in the same transaction,
+	// each once whichever node asks (ReadMark.Delivered).
 	MarkRead(ctx context.Context, user, peer string, seq uint64) (ReadMark, error)
 
 	// MarkDelivered records that the direct messages ids reached a

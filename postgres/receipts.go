@@ -27,6 +27,17 @@ const (
 			unread = (SELECT count(*) FROM inbox AS i JOIN messages AS m ON m.pk = i.msg
 				WHERE i.uid = $1 AND i.peer = $2 AND i.seq > $3 AND m.sender <> $4)
 		WHERE uid = $1 AND peer = $2`
+	// The messages from the peer that the mark passes, not yet delivered
+	// (see courier.ReadMark.Delivered): as sqlMarkDelivered, in pk order.
+	// The transaction holds its conversation's row, and MarkDelivered waits
+	// on no conversation, so the two cannot deadlock.
+	sqlDeliveredByRead = `WITH first AS (
+			INSERT INTO deliveries (pk)
+			SELECT m.pk FROM inbox AS i JOIN messages AS m ON m.pk = i.msg
+			WHERE i.uid = $1 AND i.peer = $2 AND i.seq > $3 AND i.seq <= $4 AND m.sender = $5 AND m.from_seq > 0
+			ORDER BY m.pk
+			ON CONFLICT DO NOTHING RETURNING pk)
+		SELECT m.id, m.sender, m.recipient FROM first JOIN messages AS m ON m.pk = first.pk ORDER BY m.pk`
 	// Each first delivery once: concurrent inserts of one pk wait for each
 	// other and the later does nothing; rows are inserted in pk order, the
 	// same in every transaction, so two batches cannot deadlock.
@@ -71,7 +82,18 @@ func (s *Store) MarkRead(ctx context.Context, user, peer string, seq uint64) (co
 				return nil
 			}
 			rm.Moved = true
-			_, err = tx.Exec(ctx, sqlSetReadMark, uid, pid, mark, user)
+			if _, err = tx.Exec(ctx, sqlSetReadMark, uid, pid, mark, user); err != nil {
+				return err
+			}
+			rows, err := tx.Query(ctx, sqlDeliveredByRead, uid, pid, old, mark, peer)
+			if err != nil {
+				return err
+			}
+			var d courier.FirstDelivery
+			_, err = pgx.ForEachRow(rows, []any{&d.ID, &d.From, &d.To}, func() error {
+				rm.Delivered = append(rm.Delivered, d)
+				return nil
+			})
 			return err
 		})
 	})

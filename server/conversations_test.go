@@ -407,3 +407,28 @@ func TestDeliveredBeforeRead(t *testing.T) {
 		}
 	}
 }
+
+// A message that was never pushed to a connection of its recipient, read
+// from history on a device that did not resume, was still delivered: the
+// read marks it so, and its sender gets the delivered receipt before the
+// read receipt (see protocol.md, receipt).
+func TestReadFromHistoryDelivers(t *testing.T) {
+	n := start(t, "")
+	alice := n.dial("alice").withReceipts()
+	alice.send(map[string]any{"type": "send", "id": "s", "to": "bob", "data": "while bob is away"})
+	msg := alice.expect("ack")["msg"]
+	bob := n.dial("bob") // no since: nothing is replayed to it
+	bob.send(map[string]any{"type": "history", "id": "h", "with": "alice"})
+	ms := messages(t, bob.expect("history"))
+	if len(ms) != 1 || ms[0]["msg"] != msg {
+		t.Fatalf("bob's history with alice: %v", ms)
+	}
+	bob.send(map[string]any{"type": "read", "id": "r", "with": "alice", "seq": ms[0]["seq"]})
+	bob.expect("ack")
+	for _, status := range []string{"delivered", "read"} {
+		if f := alice.expect("receipt"); f["status"] != status || f["msg"] != msg || f["by"] != "bob" {
+			t.Fatalf("receipt %v, want %s of %v by bob", f, status, msg)
+		}
+	}
+	checkStatus(t, n, "read")
+}

@@ -1,8 +1,10 @@
 package sqlite
 
 import (
+	"cmp"
 	"context"
 	"fmt"
+	"slices"
 
 	"github.com/courier-im/courier"
 )
@@ -24,6 +26,13 @@ const (
 		ORDER BY i.seq DESC LIMIT 1`
 	sqlSetReadMark = `INSERT INTO read_marks (uid, peer, seq) VALUES (?1, ?2, ?3)
 		ON CONFLICT (uid, peer) DO UPDATE SET seq = excluded.seq`
+	// The messages from the peer that the mark passes, not yet marked
+	// delivered (see courier.ReadMark.Delivered); a forward scan of the
+	// conversation from the old mark.
+	sqlDeliveredByRead = `UPDATE messages SET delivered = 1
+		WHERE delivered IS NULL AND from_seq > 0 AND sender = ?5 AND pk IN
+			(SELECT msg FROM inbox WHERE uid = ?1 AND peer = ?2 AND seq > ?3 AND seq <= ?4)
+		RETURNING pk, id, sender, recipient`
 )
 
 // MarkRead moves user's read mark of the conversation with peer up to seq,
@@ -61,7 +70,25 @@ func (s *Store) MarkRead(ctx context.Context, user, peer string, seq uint64) (co
 			return nil
 		}
 		rm.Moved = true
-		return w.run(sqlSetReadMark, nil, uid, pid, mark)
+		if err := w.run(sqlSetReadMark, nil, uid, pid, mark); err != nil {
+			return err
+		}
+		type first struct {
+			pk int64
+			d  courier.FirstDelivery
+		}
+		var fs []first
+		if err := w.run(sqlDeliveredByRead, func(st *rawStmt) {
+			fs = append(fs, first{st.int(0), courier.FirstDelivery{ID: st.text(1), From: st.text(2), To: st.text(3)}})
+		}, uid, pid, old, mark, peer); err != nil {
+			return err
+		}
+		// In seq order, which in one conversation is pk order.
+		slices.SortFunc(fs, func(a, b first) int { return cmp.Compare(a.pk, b.pk) })
+		for _, f := range fs {
+			rm.Delivered = append(rm.Delivered, f.d)
+		}
+		return nil
 	}); err != nil {
 		return courier.ReadMark{}, fmt.Errorf("mark read %s with %s up to %d: %w", user, peer, seq, err)
 	}

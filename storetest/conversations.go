@@ -40,11 +40,55 @@ func checkConversations(t *testing.T, s courier.Store, user string, limit int, w
 	}
 }
 
-func markRead(t *testing.T, s courier.Store, user, peer string, seq uint64, want courier.ReadMark) {
+// markRead checks what MarkRead returns but its Delivered, which
+// testReadDelivers checks, and returns that.
+func markRead(t *testing.T, s courier.Store, user, peer string, seq uint64, want courier.ReadMark) []courier.FirstDelivery {
 	t.Helper()
 	got, err := s.MarkRead(context.Background(), user, peer, seq)
-	if err != nil || got != want {
+	if err != nil || got.Msg != want.Msg || got.Moved != want.Moved {
 		t.Errorf("MarkRead(%q, %q, %d) = %+v, %v; want %+v", user, peer, seq, got, err, want)
+	}
+	return got.Delivered
+}
+
+// testReadDelivers checks that a read mark marks delivered, once and in seq
+// order, the messages from the peer that it passes and that had no
+// delivered mark; not the reader's own, not a server API label's, not
+// those marked before, and nothing when the mark does not move.
+func testReadDelivers(t *testing.T, open Opener) {
+	s := newStore(t, open)
+	mustAppend(t, s,
+		dm("r1", "bob", "alice"),             // alice 1
+		dm("r2", "bob", "alice"),             // alice 2
+		dm("r3", "alice", "bob"),             // alice 3: her own
+		dm("r4", "bob", "alice"),             // alice 4
+		dm("r5", "billing", "alice", noCopy), // alice 5: a label's
+		dm("r6", "bob", "alice"),             // alice 6
+		dm("r7", "bob", "alice"),             // alice 7
+	)
+	if got := markDelivered(t, s, "r2"); len(got) != 1 {
+		t.Fatalf("MarkDelivered(r2) = %+v", got)
+	}
+	check := func(got []courier.FirstDelivery, from, to string, ids ...string) {
+		t.Helper()
+		var want []courier.FirstDelivery
+		for _, id := range ids {
+			want = append(want, courier.FirstDelivery{ID: id, From: from, To: to})
+		}
+		if !slices.Equal(got, want) {
+			t.Errorf("delivered by the read = %+v, want %+v", got, want)
+		}
+	}
+	check(markRead(t, s, "alice", "bob", 4, courier.ReadMark{Msg: "r4", Moved: true}), "bob", "alice", "r1", "r4")
+	check(markRead(t, s, "alice", "bob", 4, courier.ReadMark{Msg: "r4"}), "bob", "alice")
+	check(markRead(t, s, "bob", "alice", 3, courier.ReadMark{Msg: "r3", Moved: true}), "alice", "bob", "r3")
+	check(markRead(t, s, "alice", "billing", 5, courier.ReadMark{Msg: "r5", Moved: true}), "billing", "alice")
+	if got := markDelivered(t, s, "r6"); len(got) != 1 {
+		t.Errorf("MarkDelivered(r6) = %+v", got)
+	}
+	check(markRead(t, s, "alice", "bob", 100, courier.ReadMark{Msg: "r7", Moved: true}), "bob", "alice", "r7")
+	if got := markDelivered(t, s, "r1", "r3", "r4", "r7"); len(got) != 0 {
+		t.Errorf("MarkDelivered of what the reads marked = %+v, want none", got)
 	}
 }
 

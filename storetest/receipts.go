@@ -83,9 +83,10 @@ func testDeliveredConcurrent(t *testing.T, open Opener) {
 
 // MarkDeliveredConcurrently appends messages, then marks them delivered
 // from several goroutines per store at once, each with overlapping,
-// shuffled sets of ids, while other messages are appended: every message
-// must be returned exactly once over all of them. The stores must share
-// their data.
+// shuffled sets of ids, while other messages are appended and the
+// recipients' read marks move (which mark delivered what they pass): every
+// message must be returned exactly once over all of them. The stores must
+// share their data.
 func MarkDeliveredConcurrently(t *testing.T, stores ...courier.Store) {
 	t.Helper()
 	const n = 400
@@ -96,6 +97,7 @@ func MarkDeliveredConcurrently(t *testing.T, stores ...courier.Store) {
 	mustAppend(t, stores[0], batch...)
 	var mu sync.Mutex
 	seen := map[string]int{}
+	byRead := 0
 	var wg sync.WaitGroup
 	// Appends meanwhile: a store may commit marks with them.
 	for k, s := range stores {
@@ -104,6 +106,30 @@ func MarkDeliveredConcurrently(t *testing.T, stores ...courier.Store) {
 				if err := s.Append(context.Background(), []*courier.Envelope{dm(fmt.Sprint("mdc-other", k, "-", i), "s1", "r2")}); err != nil {
 					t.Errorf("Append: %v", err)
 					return
+				}
+			}
+		})
+	}
+	// Read marks meanwhile, each recipient's conversations with each
+	// sender read a little further every round, from every store.
+	for k, s := range stores {
+		wg.Go(func() {
+			for round := range 10 {
+				for r := range 3 {
+					for snd := range 5 {
+						seq := uint64(15*round + 5*k + snd)
+						m, err := s.MarkRead(context.Background(), fmt.Sprint("r", r), fmt.Sprint("s", snd), seq)
+						if err != nil {
+							t.Errorf("MarkRead: %v", err)
+							return
+						}
+						mu.Lock()
+						for _, d := range m.Delivered {
+							seen[d.ID]++
+						}
+						byRead += len(m.Delivered)
+						mu.Unlock()
+					}
 				}
 			}
 		})
@@ -145,6 +171,12 @@ func MarkDeliveredConcurrently(t *testing.T, stores ...courier.Store) {
 			t.Errorf("%s returned %d times, want once", e.ID, seen[e.ID])
 		}
 	}
+	for id, n := range seen {
+		if n > 1 {
+			t.Errorf("%s returned %d times, want once at most", id, n)
+		}
+	}
+	t.Logf("%d first deliveries, %d of them reported by read marks", len(seen), byRead)
 }
 
 // statuses returns the Status of each message of user's conversation with

@@ -65,6 +65,7 @@ func Run(t *testing.T, open Opener) {
 		{"SearchMany", testSearchMany},
 		{"Conversations", testConversations},
 		{"ManyConversations", testManyConversations},
+		{"ReadDelivers", testReadDelivers},
 		{"ConversationsConcurrent", testConversationsConcurrent},
 		{"Delivered", testDelivered},
 		{"DeliveredConcurrent", testDeliveredConcurrent},
