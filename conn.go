@@ -32,6 +32,8 @@ type Conn struct {
 	seq       uint64 // last inbox seq passed on (delivered or acknowledged)
 	synced    bool   // seq is meaningful: set at attach, by a resume, or (the head unread) by the first durable delivery
 	replaying bool
+	head      uint64 // the inbox head read at attach (Head)
+	headKnown bool
 	held      []heldItem
 	sendMu    sync.Mutex                      // guards sending; taken under mu, or alone
 	sending   map[string]func(Receipt, error) // acks owed for durable messages sent here
@@ -59,6 +61,17 @@ func (h heldItem) seq() uint64 { return h.d.Seq }
 type resumeRequest struct {
 	since uint64
 	done  func(latest uint64, err error)
+}
+
+// Head returns the inbox head read when c was attached: every message of
+// its user stored with a greater seq reaches c, live or by its replay. ok
+// is false before Attach reads it, or when the store could not be read. A
+// transport may tell the client in its greeting (the welcome's seq), so
+// that a client that knows no seq yet has a place to resume from.
+func (c *Conn) Head() (seq uint64, ok bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.head, c.headKnown
 }
 
 // ID returns the connection id, unique across nodes.

@@ -223,6 +223,11 @@ func (h *Hub) Attach(c *Conn, since *uint64, attached func()) {
 	if err != nil {
 		h.log.Warn("read inbox head", append(c.LogAttrs(), "err", err)...)
 	}
+	if err == nil {
+		c.mu.Lock()
+		c.head, c.headKnown = head, true
+		c.mu.Unlock()
+	}
 	if attached != nil {
 		attached() // still replaying: what arrived meanwhile is held
 	}

@@ -108,7 +108,8 @@ type Options struct {
 	// Since is the inbox seq the client has already seen: the first
 	// connection replays every stored message with a greater seq. Zero
 	// means no replay of older messages: the client starts at the inbox
-	// head as it stands when it connects. A Since beyond the server's
+	// head as it stands when it connects (the welcome's seq: a reconnection
+	// before any message arrived resumes from there). A Since beyond the server's
 	// inbox head (its store was reset, or Since comes from another
 	// deployment) is not trusted: the client follows the server's head,
 	// and LastSeq moves back to it.
@@ -362,6 +363,9 @@ func (c *Client) ConnID() string {
 
 // LastSeq returns the highest inbox seq the client has delivered on
 // Messages or seen acknowledged; pass it as Options.Since to resume later.
+// It never runs ahead of Messages. It includes a message the application
+// has just received, except when the client had to wait for room on
+// Messages to deliver it: then it may lag that message by a moment.
 func (c *Client) LastSeq() uint64 {
 	c.mu.Lock()
 	defer c.mu.Unlock()

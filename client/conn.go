@@ -68,10 +68,24 @@ func (c *Client) dial(ctx context.Context, fresh bool) (*websocket.Conn, welcome
 			ws.CloseNow()
 			return nil, welcome{}, fmt.Errorf("courier: read welcome: %w", err)
 		}
-		var w frame
+		var w struct {
+			Type, User, Conn string
+			Seq              *uint64
+		}
 		if json.Unmarshal(b, &w) != nil || w.Type != "welcome" {
 			ws.CloseNow()
 			return nil, welcome{}, fmt.Errorf("courier: first frame is not a welcome: %.200s", b)
+		}
+		// A client that knows no place in the inbox yet starts at the head
+		// the welcome names (a server that names none leaves it unknown):
+		// should this connection drop before the head ack, the next one
+		// resumes from there and misses nothing stored since.
+		if w.Seq != nil {
+			c.mu.Lock()
+			if !c.known {
+				c.lastSeq, c.known = *w.Seq, true
+			}
+			c.mu.Unlock()
 		}
 		return ws, welcome{user: w.User, conn: w.Conn}, nil
 	}

@@ -121,6 +121,9 @@ func TestDeliveredByReplay(t *testing.T) {
 	first := next(t, bob)
 	nextEvent(t, alice)
 	bob.Close()
+	// Until the server has seen the close, a message may still be written
+	// to (and counted as delivered on) the closing connection.
+	waitFor(t, 5*time.Second, "bob's connection gone", func() bool { return n.Hub.Connections("bob") == 0 })
 	ack, err := alice.Send(ctx(t), "bob", "chat", map[string]string{"text": "while away"})
 	if err != nil {
 		t.Fatal(err)

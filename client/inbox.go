@@ -112,14 +112,33 @@ func (c *Client) lostHead() {
 }
 
 // take delivers message m unless admit keeps it back or drops it.
+//
+// An inbox message moves lastSeq only once it is on Messages, so that a
+// Since saved from LastSeq never skips a message the application did not
+// get. When Messages has room, the two happen under c.mu together: an
+// application that has received m and then asks LastSeq sees m.Seq. Only
+// when it had to wait for room can LastSeq lag the message just received,
+// by a moment.
 func (c *Client) take(ctx context.Context, m Message) error {
 	if !c.admit(&m) {
 		return nil
 	}
+	inbox := m.Room == "" && m.Seq > 0
+	if inbox {
+		c.mu.Lock()
+		select {
+		case c.msgs <- m:
+			c.advance(m.Seq)
+			c.mu.Unlock()
+			return nil
+		default:
+		}
+		c.mu.Unlock()
+	}
 	if err := c.deliver(ctx, m); err != nil {
 		return err
 	}
-	if m.Room == "" && m.Seq > 0 {
+	if inbox {
 		c.mu.Lock()
 		c.advance(m.Seq)
 		c.mu.Unlock()

@@ -416,3 +416,47 @@ func TestNoLossAcrossReconnectsUnderTraffic(t *testing.T) {
 	quiet(t, bob, 100*time.Millisecond)
 	t.Logf("%d messages, %d connections", total, p.pairs.Load())
 }
+
+// A client dialled without Since whose first connection drops before the
+// head ack (the reply to its first frame) reconnects with since= the head
+// its welcome named, so it misses nothing stored meanwhile; with a server
+// whose welcome names none it still reconnects without since. The peer is
+// a scripted WebSocket server: a real one answers the head request too
+// soon to drop the connection in between.
+func TestReconnectFromTheWelcomeSeq(t *testing.T) {
+	for _, tt := range []struct {
+		welcome, since string
+	}{
+		{`{"type":"welcome","user":"bob","conn":"c","seq":7}`, "7"},
+		{`{"type":"welcome","user":"bob","conn":"c","seq":0}`, "0"},
+		{`{"type":"welcome","user":"bob","conn":"c"}`, ""},
+	} {
+		t.Run(tt.since, func(t *testing.T) {
+			sinces := make(chan string, 4)
+			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				ws, err := websocket.Accept(w, r, nil)
+				if err != nil {
+					return
+				}
+				sinces <- r.URL.Query().Get("since")
+				_ = ws.Write(r.Context(), websocket.MessageText, []byte(tt.welcome))
+				_, _, _ = ws.Read(r.Context()) // the head request, never answered
+				ws.CloseNow()                  // dropped before the head ack
+			}))
+			defer srv.Close()
+			c := dial(t, "ws"+srv.URL[len("http"):], "bob")
+			defer c.Close()
+			if s := <-sinces; s != "" {
+				t.Fatalf("first connection with since=%q, want none", s)
+			}
+			select {
+			case s := <-sinces:
+				if s != tt.since {
+					t.Fatalf("reconnected with since=%q, want %q", s, tt.since)
+				}
+			case <-time.After(5 * time.Second):
+				t.Fatal("no reconnection")
+			}
+		})
+	}
+}

@@ -49,12 +49,17 @@ func AppendMessage(b []byte, m *courier.Message) []byte {
 	return append(b, '}')
 }
 
-// AppendWelcome appends the first frame of a connection.
-func AppendWelcome(b []byte, user, conn string) []byte {
+// AppendWelcome appends the first frame of a connection; seq, the inbox
+// head at attach, only when hasSeq.
+func AppendWelcome(b []byte, user, conn string, seq uint64, hasSeq bool) []byte {
 	b = append(b, `{"type":"welcome","user":`...)
 	b = AppendString(b, user)
 	b = append(b, `,"conn":`...)
 	b = AppendString(b, conn)
+	if hasSeq {
+		b = append(b, `,"seq":`...)
+		b = strconv.AppendUint(b, seq, 10)
+	}
 	return append(b, '}')
 }
 

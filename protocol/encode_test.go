@@ -340,7 +340,7 @@ func TestAppendWelcome(t *testing.T) {
 		{"日本 \"q\"", "c\\2"},
 		{"", ""},
 	} {
-		b := protocol.AppendWelcome(nil, tt.user, tt.conn)
+		b := protocol.AppendWelcome(nil, tt.user, tt.conn, 0, false)
 		var got map[string]any
 		if err := json.Unmarshal(b, &got); err != nil {
 			t.Fatalf("AppendWelcome = %s: %v", b, err)
@@ -350,8 +350,18 @@ func TestAppendWelcome(t *testing.T) {
 			t.Errorf("AppendWelcome = %s, want %v", b, want)
 		}
 	}
-	if got := string(protocol.AppendWelcome(nil, "alice", "c1")); got != `{"type":"welcome","user":"alice","conn":"c1"}` {
-		t.Errorf("AppendWelcome = %s", got)
+	for _, tt := range []struct {
+		seq    uint64
+		hasSeq bool
+		want   string
+	}{
+		{0, false, `{"type":"welcome","user":"alice","conn":"c1"}`},
+		{0, true, `{"type":"welcome","user":"alice","conn":"c1","seq":0}`},
+		{1<<64 - 1, true, `{"type":"welcome","user":"alice","conn":"c1","seq":18446744073709551615}`},
+	} {
+		if got := string(protocol.AppendWelcome(nil, "alice", "c1", tt.seq, tt.hasSeq)); got != tt.want {
+			t.Errorf("AppendWelcome(seq %d, %v) = %s, want %s", tt.seq, tt.hasSeq, got, tt.want)
+		}
 	}
 }
 

@@ -432,3 +432,33 @@ func TestReadFromHistoryDelivers(t *testing.T) {
 	}
 	checkStatus(t, n, "read")
 }
+
+// The welcome names the inbox head at attach: 0 for an empty inbox, then
+// the seq of the newest message stored, whatever since the client gave.
+func TestWelcomeSeq(t *testing.T) {
+	n := start(t, "")
+	welcomeSeq := func(query ...string) any {
+		t.Helper()
+		c := n.dialRaw("bob", query...)
+		defer c.close()
+		w := c.next()
+		if w["type"] != "welcome" {
+			t.Fatalf("first frame %v", w)
+		}
+		return w["seq"]
+	}
+	if s := welcomeSeq(); s != 0.0 {
+		t.Fatalf("welcome seq %v for an empty inbox, want 0", s)
+	}
+	alice := n.dial("alice")
+	for i := range 2 {
+		alice.send(map[string]any{"type": "send", "id": fmt.Sprint(i), "to": "bob", "data": i})
+		alice.expect("ack")
+	}
+	if s := welcomeSeq(); s != 2.0 {
+		t.Fatalf("welcome seq %v after two messages, want 2", s)
+	}
+	if s := welcomeSeq("since=1"); s != 2.0 {
+		t.Fatalf("welcome seq %v with since=1, want 2", s)
+	}
+}

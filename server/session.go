@@ -122,7 +122,8 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 	// The welcome goes out once the connection is attached: a client that
 	// has it gets every message stored after it.
 	s.hub.Attach(l.conn, since, func() {
-		l.reply(func(b []byte) []byte { return protocol.AppendWelcome(b, id.User, l.conn.ID()) })
+		head, ok := l.conn.Head()
+		l.reply(func(b []byte) []byte { return protocol.AppendWelcome(b, id.User, l.conn.ID(), head, ok) })
 	})
 	l.release()
 }

@@ -351,6 +351,7 @@ export class Client {
     if (!this.#conn.welcomed()) return;
     this.#user = f.user ?? "";
     this.#connId = f.conn ?? "";
+    this.#inbox.welcomed(f.seq);
     // Ask for the inbox head (see Inbox.head).
     this.#requests.internal({ type: "resume", since: farSeq }, (r) => this.#inbox.head(r.seq));
     // Rooms and watches first, then the requests: the server handles a

@@ -51,6 +51,18 @@ export class Inbox {
   }
 
   /**
+   * Takes the inbox head a welcome names (its `seq`): a client that knows no
+   * place in the inbox yet starts there, so that if this connection drops
+   * before the head answer ({@link head}), the next one resumes from it and
+   * misses nothing stored meanwhile. A welcome without one changes nothing.
+   */
+  welcomed(seq: unknown): void {
+    if (this.#known || typeof seq !== "number" || !(seq >= 0)) return;
+    this.#lastSeq = seq;
+    this.#known = true;
+  }
+
+  /**
    * Takes the inbox head the server answered to a resume at {@link farSeq}
    * after a welcome. Without `since`, a reconnect before any message then
    * resumes from it rather than missing what came meanwhile. With one, a
